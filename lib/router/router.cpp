@@ -579,6 +579,11 @@ inline bool has_prefix_at(std::string_view path, std::size_t pos, const std::str
 }
 
 inline std::size_t find_byte(const std::string& bytes, char c) {
+  if (bytes.size() > 8) {  // a wide fan-out (the root, say): libc's vector search wins
+    const void* hit = std::memchr(bytes.data(), c, bytes.size());
+    return hit == nullptr ? std::string::npos
+                          : static_cast<std::size_t>(static_cast<const char*>(hit) - bytes.data());
+  }
   for (std::size_t i = 0; i < bytes.size(); ++i) {
     if (bytes[i] == c) return i;
   }

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Portico builds and tests with. Safe to run any
+# number of times: it asks apt only for what is missing.
+set -euo pipefail
+
+packages=(
+  g++ meson ninja-build pkg-config
+  libuv1-dev libmbedtls-dev libfmt-dev picojson-dev doctest-dev
+  node-llhttp    # llhttp's generated C sources, compiled by subprojects/llhttp
+  clang-format   # the formatting check in CI
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+echo "installing: ${missing[*]}"
+"${sudo[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
