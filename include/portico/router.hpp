@@ -23,8 +23,8 @@
 // `*`). A request's host is tried exactly, then against wildcards, then
 // against host-less routes; the first table that yields a route wins.
 //
-// Matching does not allocate (header_regex predicates excepted: the standard
-// regex engine allocates) and returns captures as views into the caller's
+// Matching does not allocate (header_regex predicates excepted: the C
+// library's regex engine allocates) and returns captures as views into the caller's
 // path. The router expects a path already normalised by normalize_path()
 // (path.hpp) and without its query string.
 //
@@ -109,7 +109,7 @@ struct Predicate {
     header_equals,
     header_present,
     header_prefix,
-    header_regex,  // ECMAScript syntax, must match the whole value
+    header_regex,  // POSIX extended syntax, must match the whole value
     query_equals,
     query_present,
   };

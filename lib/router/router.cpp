@@ -5,9 +5,10 @@
 #include <cstring>
 #include <deque>
 #include <numeric>
-#include <regex>
 #include <string>
 #include <unordered_map>
+
+#include <regex.h>
 
 #include "pattern.hpp"
 
@@ -103,9 +104,45 @@ std::optional<std::string_view> find_query(std::string_view query, std::string_v
 
 }  // namespace
 
+// A POSIX extended regular expression anchored to the whole value. The C
+// library's engine is used rather than std::regex because libstdc++'s
+// matcher recurses once per input character, so a long header value could
+// overflow the stack; glibc's does not, and it bounds its own memory.
+class PosixRegex {
+ public:
+  static Result<std::unique_ptr<PosixRegex>> compile(const std::string& pattern) {
+    auto re = std::unique_ptr<PosixRegex>(new PosixRegex);
+    const std::string anchored = "^(" + pattern + ")$";
+    const int rc = regcomp(&re->re_, anchored.c_str(), REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) {
+      char why[128];
+      regerror(rc, &re->re_, why, sizeof why);
+      return make_error(ErrorKind::invalid_argument, why);
+    }
+    re->compiled_ = true;
+    return re;
+  }
+  ~PosixRegex() {
+    if (compiled_) regfree(&re_);
+  }
+  PosixRegex(const PosixRegex&) = delete;
+  PosixRegex& operator=(const PosixRegex&) = delete;
+
+  bool matches(std::string_view value) const noexcept {
+    // REG_STARTEND bounds the subject by offsets, so the view needs no NUL.
+    regmatch_t bounds{0, static_cast<regoff_t>(value.size())};
+    return regexec(&re_, value.data(), 1, &bounds, REG_STARTEND) == 0;
+  }
+
+ private:
+  PosixRegex() = default;
+  regex_t re_{};
+  bool compiled_ = false;
+};
+
 struct CompiledPredicate {
   Predicate spec;
-  std::optional<std::regex> regex;
+  std::unique_ptr<PosixRegex> regex;
 
   bool holds(const MatchInput& in) const {
     switch (spec.kind) {
@@ -121,7 +158,7 @@ struct CompiledPredicate {
       }
       case Predicate::Kind::header_regex: {
         const auto* v = find_header(in.headers, spec.name);
-        return v != nullptr && std::regex_match(v->begin(), v->end(), *regex);
+        return v != nullptr && regex->matches(*v);
       }
       case Predicate::Kind::query_present:
         return find_query(in.query, spec.name).has_value();
@@ -138,16 +175,10 @@ struct CompiledPredicates {
   std::vector<CompiledPredicate> list;
 
   bool hold(const MatchInput& in) const noexcept {
-    try {
-      for (const auto& p : list) {
-        if (!p.holds(in)) return false;
-      }
-      return true;
-    } catch (...) {
-      // std::regex reports resource exhaustion (a pathological value) by
-      // throwing; such a request simply does not satisfy the predicate.
-      return false;
+    for (const auto& p : list) {
+      if (!p.holds(in)) return false;
     }
+    return true;
   }
 };
 
@@ -159,14 +190,14 @@ Result<std::unique_ptr<CompiledPredicates>> compile_predicates(const RouteSpec& 
     const Predicate& p = spec.predicates[i];
     const std::string where = "route '" + spec.name + "': predicates[" + std::to_string(i) + "]";
     if (p.name.empty()) return make_error(ErrorKind::invalid_argument, where + ": empty name");
-    CompiledPredicate c{p, std::nullopt};
+    CompiledPredicate c{p, nullptr};
     if (p.kind == Predicate::Kind::header_regex) {
-      try {
-        c.regex.emplace(p.value, std::regex::ECMAScript | std::regex::optimize);
-      } catch (const std::regex_error& e) {
-        return make_error(ErrorKind::invalid_argument,
-                          where + ": bad regular expression '" + p.value + "': " + e.what());
+      auto re = PosixRegex::compile(p.value);
+      if (!re) {
+        return make_error(ErrorKind::invalid_argument, where + ": bad regular expression '" +
+                                                           p.value + "': " + re.error().message);
       }
+      c.regex = std::move(*re);
     }
     out->list.push_back(std::move(c));
   }

@@ -212,7 +212,7 @@ TEST_CASE("header and query predicates refine a match") {
                      Predicate::query_equals("ui", "new")};
   add_ok(r, beta);
   RouteSpec mobile = spec("/api/{*rest}", MethodSet::any(), "mobile");
-  mobile.predicates = {Predicate::header_regex("user-agent", "Mozilla/5\\.0 \\(iPhone.*")};
+  mobile.predicates = {Predicate::header_regex("user-agent", "Mozilla/5\\.0 \\((iPhone|iPad).*")};
   add_ok(r, mobile);
   RouteSpec prefixed = spec("/api/{*rest}", MethodSet::any(), "tenant");
   prefixed.predicates = {Predicate::header_prefix("x-tenant", "acme-")};
@@ -235,6 +235,11 @@ TEST_CASE("header and query predicates refine a match") {
   CHECK(name({{"X-Beta-User", "1"}}, "a=1&ui=new&b") == "beta");
   CHECK(name({{"User-Agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0)"}}) == "mobile");
   CHECK(name({{"User-Agent", "xMozilla/5.0 (iPhone"}}) == "default");  // whole value
+  CHECK(name({{"User-Agent", "Mozilla/5.0 (iPad"}}) == "mobile");
+  // A long value neither crashes nor matches by accident.
+  const std::string huge = "Mozilla/5.0 (Android " + std::string(200000, 'x');
+  CHECK(name({{"User-Agent", huge}}) == "default");
+  CHECK(name({{"User-Agent", "Mozilla/5.0 (iPhone" + std::string(200000, 'y')}}) == "mobile");
   CHECK(name({{"X-Tenant", "acme-eu"}}) == "tenant");
   CHECK(name({{"X-Tenant", "acm"}}) == "default");
   CHECK(name({}, "debug") == "debug");
