@@ -1,0 +1,146 @@
+// The open-addressing table shared by the keyed stores (private).
+//
+// A key is stored as its seeded 64-bit hash (0 marks an empty slot) and lives
+// within kProbeWindow slots of its home position, with no empty slot between
+// its home and itself. Slots are never emptied once used: a slot whose entry
+// is no longer needed is taken over in place by a new key, so a lookup may
+// stop at the first empty slot. That keeps lookups short and makes the
+// lock-free variant possible (a slot's key word only ever changes from one
+// key to another, never back to empty).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <type_traits>
+
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "portico/limiter.hpp"
+#include "portico/result.hpp"
+
+namespace portico::detail {
+
+// Two slots per key (load factor at most 1/2 with max_keys live keys) and a
+// 64-slot window: a 32-slot window let a few keys per million find their
+// window full before max_keys was reached; 64 makes that vanishingly rare.
+// 64 slots of 16 bytes are sixteen consecutive cache lines, the worst case of
+// a lookup, reached only when the table is full (e.g. under a key flood).
+inline constexpr std::size_t kSlotsPerKey = 2;
+inline constexpr std::size_t kProbeWindow = 64;
+
+__extension__ using U128 = unsigned __int128;
+
+// Maps a hash onto [0, slot_count) without a division (Lemire's
+// multiply-shift range reduction), so the table size need not be a power of
+// two and memory stays at exactly kSlotsPerKey slots per key.
+inline std::size_t home_slot(std::uint64_t hash, std::size_t slot_count) noexcept {
+  return static_cast<std::size_t>((static_cast<U128>(hash) * slot_count) >> 64);
+}
+
+inline std::size_t probe_length(std::size_t slot_count) noexcept {
+  return slot_count < kProbeWindow ? slot_count : kProbeWindow;
+}
+
+inline std::size_t next_slot(std::size_t i, std::size_t slot_count) noexcept {
+  return i + 1 == slot_count ? 0 : i + 1;
+}
+
+// Validates max_keys and returns the number of slots for it.
+inline Result<std::size_t> slot_count_for(std::int64_t max_keys) {
+  if (max_keys < 1 || max_keys > max_keys_limit) {
+    return make_error(ErrorKind::invalid_argument, "max_keys: must be in 1.." +
+                                                       std::to_string(max_keys_limit) + ", got " +
+                                                       std::to_string(max_keys));
+  }
+  return static_cast<std::size_t>(max_keys) * kSlotsPerKey;
+}
+
+// Allocates `count` value-initialised (zeroed, so empty) slots, or returns a
+// capacity error instead of throwing. Tables of 2 MiB and more are aligned to
+// 2 MiB and advised to use transparent huge pages: a check on a large table
+// touches one random slot, and with 4 KiB pages that also costs a TLB miss
+// (about a third of the time per check at a million keys). Smaller tables
+// are aligned to a cache line so that no slot straddles two.
+template <class Slot>
+Result<SlotTable<Slot>> allocate_slots(std::size_t count) {
+  static_assert(std::is_trivially_destructible_v<Slot>, "released with free()");
+  constexpr std::size_t kHugePage = std::size_t{2} << 20;
+  const std::size_t bytes = count * sizeof(Slot);
+  const std::size_t alignment = bytes >= kHugePage ? kHugePage : 64;
+  void* memory = nullptr;
+  if (posix_memalign(&memory, alignment, bytes) != 0) {
+    return make_error(ErrorKind::capacity,
+                      "max_keys: cannot allocate a table of " + std::to_string(bytes) + " bytes");
+  }
+#if defined(MADV_HUGEPAGE)
+  if (alignment == kHugePage) madvise(memory, bytes, MADV_HUGEPAGE);  // advice only
+#endif
+  auto* slots = static_cast<Slot*>(memory);
+  std::uninitialized_value_construct_n(slots, count);
+  return SlotTable<Slot>(slots);
+}
+
+enum class Claim : std::uint8_t {
+  found,      // the key's own slot
+  empty,      // a never-used slot, now the key's
+  reclaimed,  // a slot whose entry no longer mattered, now the key's
+  evicted,    // a slot whose entry still mattered, now the key's
+};
+
+template <class Slot>
+struct Probe {
+  Slot* slot;
+  Claim claim;
+};
+
+// Finds the slot of `hash`, or claims one for it: a reclaimable slot in the
+// window first, then the first empty one, then the slot with the smallest
+// victim score. Writes the hash into a claimed slot; the caller initialises
+// the payload. Single-threaded.
+template <class Slot, class IsReclaimable, class VictimScore>
+Probe<Slot> find_or_claim(Slot* slots, std::size_t slot_count, std::uint64_t hash,
+                          IsReclaimable&& is_reclaimable, VictimScore&& victim_score) noexcept {
+  std::size_t i = home_slot(hash, slot_count);
+  const std::size_t length = probe_length(slot_count);
+  Slot* reclaimable = nullptr;
+  Slot* empty = nullptr;
+  Slot* victim = nullptr;
+  decltype(victim_score(*slots)) victim_best{};
+  for (std::size_t step = 0; step < length; ++step, i = next_slot(i, slot_count)) {
+    Slot& slot = slots[i];
+    if (slot.key_hash == hash) return {&slot, Claim::found};
+    if (slot.key_hash == 0) {
+      empty = &slot;
+      break;
+    }
+    if (reclaimable != nullptr) continue;
+    if (is_reclaimable(slot)) {
+      reclaimable = &slot;
+    } else if (const auto score = victim_score(slot); victim == nullptr || score < victim_best) {
+      victim = &slot;
+      victim_best = score;
+    }
+  }
+  Probe<Slot> probe = reclaimable != nullptr ? Probe<Slot>{reclaimable, Claim::reclaimed}
+                      : empty != nullptr     ? Probe<Slot>{empty, Claim::empty}
+                                             : Probe<Slot>{victim, Claim::evicted};
+  probe.slot->key_hash = hash;
+  return probe;
+}
+
+// The slot of `hash`, or nullptr. Single-threaded.
+template <class Slot>
+const Slot* find(const Slot* slots, std::size_t slot_count, std::uint64_t hash) noexcept {
+  std::size_t i = home_slot(hash, slot_count);
+  const std::size_t length = probe_length(slot_count);
+  for (std::size_t step = 0; step < length; ++step, i = next_slot(i, slot_count)) {
+    if (slots[i].key_hash == hash) return &slots[i];
+    if (slots[i].key_hash == 0) return nullptr;
+  }
+  return nullptr;
+}
+
+}  // namespace portico::detail
