@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Checks the two ways another project takes Portico: an installed copy found
+# through pkg-config, and a meson subproject. Each builds and runs a small
+# consumer program that uses the primitives through the exported API only.
+#   tests/packaging/check.sh
+set -euo pipefail
+src=$(cd "$(dirname "$0")/../.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+cat > "$work/consumer.cpp" <<'CPP'
+#include <portico/balancer.hpp>
+#include <portico/breaker.hpp>
+#include <portico/limiter.hpp>
+#include <portico/router.hpp>
+
+#include <chrono>
+#include <cstdio>
+
+int main() {
+  portico::Router router;
+  portico::RouteSpec spec;
+  spec.path = "/items/{id}";
+  if (!router.add(spec)) return 1;
+  const portico::Match m = router.match({"GET", "", "/items/7", "", {}});
+  if (!m.route || m.param("id") != "7") return 2;
+
+  auto limiter = portico::KeyedLimiter::create({{10, std::chrono::seconds(1), 0}, 16, 1});
+  if (!limiter || !limiter->check("k", portico::TimePoint{}).allowed) return 3;
+
+  auto breaker = portico::CircuitBreaker::create({});
+  if (!breaker || !breaker->try_acquire(portico::TimePoint{})) return 4;
+
+  portico::BalancerConfig config;
+  config.endpoints = {{"a:1", 1}, {"b:2", 1}};
+  auto balancer = portico::Balancer::create(config);
+  if (!balancer || !balancer->pick({})) return 5;
+  std::puts("consumer ok");
+  return 0;
+}
+CPP
+
+echo "-- installed copy through pkg-config"
+meson setup "$work/build" "$src" --prefix="$work/prefix" --libdir=lib \
+  -Dtests=false -Dexamples=false -Dbench=false >/dev/null
+meson install -C "$work/build" >/dev/null
+export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig"
+# shellcheck disable=SC2046
+c++ -std=c++20 -Wall -Wextra -Werror "$work/consumer.cpp" -o "$work/consumer" \
+  $(pkg-config --cflags --libs portico)
+LD_LIBRARY_PATH="$work/prefix/lib" "$work/consumer"
+# Only PORTICO_API declarations leave the shared library.
+if nm -DC --defined-only "$work/prefix/lib/libportico.so" | grep -q 'portico::detail::'; then
+  echo "libportico.so exports internal symbols:" >&2
+  nm -DC --defined-only "$work/prefix/lib/libportico.so" | grep 'portico::detail::' | head >&2
+  exit 1
+fi
+
+echo "-- meson subproject"
+mkdir -p "$work/app/subprojects"
+ln -s "$src" "$work/app/subprojects/portico"
+cp "$work/consumer.cpp" "$work/app/"
+cat > "$work/app/meson.build" <<'MESON'
+project('consumer', 'cpp', default_options: ['cpp_std=c++20'])
+portico_dep = dependency('portico', fallback: ['portico', 'portico_dep'],
+  default_options: ['tests=false', 'examples=false', 'bench=false'])
+executable('consumer', 'consumer.cpp', dependencies: portico_dep)
+MESON
+(cd "$work/app" && meson wrap promote subprojects/portico/subprojects/llhttp >/dev/null)
+meson setup "$work/app/build" "$work/app" >/dev/null
+meson compile -C "$work/app/build" >/dev/null
+"$work/app/build/consumer"
+echo "packaging: 2 passed, 0 failed"
