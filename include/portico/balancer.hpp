@@ -199,8 +199,10 @@ struct EndpointStats {
   // As of the latest `now` the balancer saw; an ejection whose end has
   // passed shows until the next pick or on_request_end.
   bool ejected = false;
-  TimePoint ejected_until{};        // meaningful when ejected
-  std::uint32_t times_ejected = 0;  // after forgiveness; sets the next duration
+  TimePoint ejected_until{};  // meaningful when ejected
+  // Ejections counted towards the next one's duration; time spent back in
+  // rotation is forgiven when that next ejection happens, not before.
+  std::uint32_t times_ejected = 0;
   std::uint32_t consecutive_failures = 0;
   bool eligible = false;  // would be considered by a pick now (panic included)
 };

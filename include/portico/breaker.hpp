@@ -228,16 +228,11 @@ class OutcomeWindow {
 // would double-count requests). `now` is expected not to go backwards; if it
 // does, nothing breaks: the window files the outcome with the newest ones,
 // and an open period still ends only once `now` reaches its end.
-//
-// PORTICO_API marks each out-of-line public function rather than the class:
-// an exported class exports its private helpers too, and an exported
-// function in a -fPIC build may be interposed, so the compiler may not
-// inline the helpers into the request path (measured: ~40% slower).
-class CircuitBreaker {
+class PORTICO_API CircuitBreaker {
  public:
   // Validates every field of `config`; on a bad one returns an Error of kind
   // invalid_argument whose message names the field and the value.
-  PORTICO_API static Result<CircuitBreaker> create(const BreakerConfig& config);
+  static Result<CircuitBreaker> create(const BreakerConfig& config);
 
   CircuitBreaker(CircuitBreaker&&) noexcept = default;
   CircuitBreaker& operator=(CircuitBreaker&&) noexcept = default;
@@ -248,7 +243,7 @@ class CircuitBreaker {
   // (and, when half-open, a probe slot) until it is finished. A rejected
   // permit holds nothing; finishing it is allowed and does nothing.
   // May move open → half-open and call the listener.
-  PORTICO_API BreakerPermit try_acquire(TimePoint now) noexcept;
+  BreakerPermit try_acquire(TimePoint now) noexcept;
 
   // Finish an admitted permit: the upstream answered well / badly, or the
   // request never reached the upstream (client went away, pending timeout),
@@ -259,23 +254,23 @@ class CircuitBreaker {
   // before the latest state change release their slots but do not move the
   // state: they describe the upstream as it was.
   // on_success/on_failure may trip, close or re-open and call the listener.
-  PORTICO_API void on_success(const BreakerPermit& permit, TimePoint now) noexcept;
-  PORTICO_API void on_failure(const BreakerPermit& permit, TimePoint now) noexcept;
-  PORTICO_API void on_cancel(const BreakerPermit& permit) noexcept;
+  void on_success(const BreakerPermit& permit, TimePoint now) noexcept;
+  void on_failure(const BreakerPermit& permit, TimePoint now) noexcept;
+  void on_cancel(const BreakerPermit& permit) noexcept;
 
   // The proxy's queue of requests waiting for an upstream connection, kept
   // apart from try_acquire because only the proxy knows whether a request
   // has to wait. Returns admitted or rejected_max_pending; after `admitted`
   // the caller must call leave_pending() once when the wait ends, however
   // it ends. Independent of the breaker state.
-  PORTICO_API BreakerAdmission try_enter_pending() noexcept;
-  PORTICO_API void leave_pending() noexcept;
+  BreakerAdmission try_enter_pending() noexcept;
+  void leave_pending() noexcept;
 
   // The state at `now`; may move open → half-open and call the listener.
-  PORTICO_API BreakerState state(TimePoint now) noexcept;
+  BreakerState state(TimePoint now) noexcept;
   // Time left in the open period at `now`; zero unless open. Meant for a
   // Retry-After header.
-  PORTICO_API Duration retry_after(TimePoint now) const noexcept;
+  Duration retry_after(TimePoint now) const noexcept;
 
   std::uint32_t in_flight() const noexcept { return in_flight_; }
   std::uint32_t pending() const noexcept { return pending_; }

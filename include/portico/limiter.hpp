@@ -81,18 +81,19 @@ struct GcraConfig {
 //
 // T is period / rate rounded down to a whole nanosecond (so a rate that does
 // not divide the period is at most 1 ns per request more permissive).
-// T*(burst+1) must not exceed max_tolerance (about 146 years) so that no
-// arithmetic can overflow; create() rejects larger values.
+// T*(burst+1), the time an emptied bucket takes to refill completely, must
+// not exceed kMaxRefillTime (about 146 years) so that no arithmetic can
+// overflow; create() rejects larger values.
 //
 // Threading: immutable after create(); any number of threads may call
 // decide()/check() on one Gcra, each with its own state.
 class PORTICO_API Gcra {
  public:
-  static constexpr Duration max_tolerance{std::int64_t{1} << 62};
+  static constexpr Duration kMaxRefillTime{std::int64_t{1} << 62};
 
   // Fails with ErrorKind::invalid_argument, naming the field and its value,
   // when rate <= 0, period <= 0, burst < 0, period / rate < 1 ns, or
-  // T*(burst+1) > max_tolerance.
+  // T*(burst+1) > kMaxRefillTime.
   static Result<Gcra> create(const GcraConfig& config);
 
   // Decides a request of `cost` at `now` for a key whose TAT is `tat_ns`,
@@ -197,23 +198,24 @@ using SlotTable = std::unique_ptr<Slot[], SlotTableFree>;
 // n^2 / 2^65 for n live keys.
 struct KeyedLimiterConfig {
   GcraConfig rate;
-  std::int64_t max_keys = 0;    // 1 .. max_keys_limit
+  std::int64_t max_keys = 0;    // 1 .. kMaxLimiterKeys
   std::uint64_t hash_seed = 0;  // 0: random per instance (the normal choice)
 };
 
 // The most keys a keyed store can be created for (2^30).
-inline constexpr std::int64_t max_keys_limit = std::int64_t{1} << 30;
+inline constexpr std::int64_t kMaxLimiterKeys = std::int64_t{1} << 30;
 
 // GCRA per key for one thread (or one event loop).
 //
-// Ownership: owns its table; movable, not copyable. Threading: not
-// thread-safe; use ConcurrentKeyedLimiter to share one limit between threads.
+// Ownership: owns its table; movable, not copyable; a moved-from limiter may
+// only be destroyed or assigned to. Threading: not thread-safe; use
+// ConcurrentKeyedLimiter to share one limit between threads.
 // check() never allocates, throws or blocks; its cost is bounded by the probe
 // window.
 class PORTICO_API KeyedLimiter {
  public:
   // Fails with invalid_argument for a bad rate (see Gcra::create) or
-  // max_keys outside 1..max_keys_limit, and with capacity when the table
+  // max_keys outside 1..kMaxLimiterKeys, and with capacity when the table
   // cannot be allocated.
   static Result<KeyedLimiter> create(const KeyedLimiterConfig& config);
 
@@ -260,7 +262,8 @@ class PORTICO_API KeyedLimiter {
 // exact. See docs/limiter.md for the memory-ordering argument.
 //
 // Ownership: owns its table; movable (not while other threads use it), not
-// copyable. Threading: check() and the observers may be called from any
+// copyable; a moved-from limiter may only be destroyed or assigned to.
+// Threading: check() and the observers may be called from any
 // number of threads at once; create, move and destroy need exclusive access.
 class PORTICO_API ConcurrentKeyedLimiter {
  public:
@@ -311,7 +314,7 @@ constexpr const char* quota_window_name(QuotaWindow window) noexcept {
 struct FixedWindowQuotaConfig {
   std::int64_t limit = 0;  // requests per window, 1 .. 2^32-1
   QuotaWindow window = QuotaWindow::day;
-  std::int64_t max_keys = 0;    // 1 .. max_keys_limit; sized as for KeyedLimiter
+  std::int64_t max_keys = 0;    // 1 .. kMaxLimiterKeys; sized as for KeyedLimiter
   std::uint64_t hash_seed = 0;  // 0: random per instance
 };
 
@@ -334,7 +337,7 @@ class PORTICO_API FixedWindowQuota {
   using WallTime = std::chrono::system_clock::time_point;
 
   // Fails with invalid_argument for limit outside 1..2^32-1, an unknown
-  // window, or max_keys outside 1..max_keys_limit; with capacity when the
+  // window, or max_keys outside 1..kMaxLimiterKeys; with capacity when the
   // table cannot be allocated.
   static Result<FixedWindowQuota> create(const FixedWindowQuotaConfig& config);
 

@@ -2,10 +2,9 @@
 // policy, and keeps the policy informed of every change to the pool.
 #include "portico/balancer.hpp"
 
-#include <cmath>
-#include <cstdio>
 #include <map>
 
+#include "../common/describe.hpp"
 #include "policy.hpp"
 #include "pool.hpp"
 
@@ -40,16 +39,6 @@ namespace {
 
 Error invalid(std::string message) {
   return make_error(ErrorKind::invalid_argument, std::move(message));
-}
-
-std::string describe(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%g", value);
-  return text;
-}
-
-std::string describe(Duration value) {
-  return std::to_string(value.count()) + " ns";
 }
 
 bool is_prime(std::uint32_t n) noexcept {

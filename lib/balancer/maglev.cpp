@@ -32,7 +32,7 @@ class Maglev final : public PickPolicy {
     for (std::uint32_t attempt = 0; attempt <= kRehashAttempts; ++attempt) {
       const std::uint32_t slot = table_[reduce_high(mix64(key), table_size_)];
       if (pool.at(slot).eligible) return slot;
-      key += 0x9e3779b97f4a7c15ULL;
+      key += kGoldenGamma;
     }
     const std::vector<std::uint32_t>& eligible = pool.eligible();
     return eligible[reduce_low(mix64(hash), static_cast<std::uint32_t>(eligible.size()))];

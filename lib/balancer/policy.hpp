@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "../common/mix.hpp"
 #include "pool.hpp"
 
 namespace portico::detail {
@@ -44,14 +45,6 @@ std::unique_ptr<PickPolicy> make_power_of_two_choices(std::uint64_t seed);
 std::unique_ptr<PickPolicy> make_peak_ewma(std::uint64_t seed, Duration decay_time);
 std::unique_ptr<PickPolicy> make_maglev(std::uint32_t table_size);
 
-// The splitmix64 finalizer (Steele, Lea, Flood: "Fast splittable
-// pseudorandom number generators", OOPSLA 2014): a bijective 64-bit mix.
-constexpr std::uint64_t mix64(std::uint64_t x) noexcept {
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
 // Maps the top 32 bits of `h` onto [0, n) by multiplication (Lemire), which
 // avoids a division; the bias, n / 2^32, is negligible here.
 constexpr std::uint32_t reduce_high(std::uint64_t h, std::uint32_t n) noexcept {
@@ -60,20 +53,6 @@ constexpr std::uint32_t reduce_high(std::uint64_t h, std::uint32_t n) noexcept {
 constexpr std::uint32_t reduce_low(std::uint64_t h, std::uint32_t n) noexcept {
   return static_cast<std::uint32_t>(((h & 0xffffffffULL) * n) >> 32);
 }
-
-// splitmix64 as a generator: tiny state, fast, and good enough to choose
-// candidates; seeded so that tests and benchmarks are reproducible.
-class SplitMix64 {
- public:
-  explicit SplitMix64(std::uint64_t seed) noexcept : state_(seed) {}
-  std::uint64_t next() noexcept {
-    state_ += 0x9e3779b97f4a7c15ULL;
-    return mix64(state_);
-  }
-
- private:
-  std::uint64_t state_;
-};
 
 // Draws a position in pool.eligible() with probability proportional to its
 // endpoint's weight, in O(1): Walker's alias method, built with Vose's

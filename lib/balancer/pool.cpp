@@ -1,6 +1,9 @@
 #include "pool.hpp"
 
 #include <algorithm>
+#include <limits>
+
+#include "../common/time_math.hpp"
 
 namespace portico::detail {
 
@@ -116,12 +119,16 @@ void Pool::eject(EndpointState& endpoint, TimePoint now) noexcept {
                                  : endpoint.times_ejected - static_cast<std::uint32_t>(forgiven);
   }
   // Past this many, the duration is at the cap anyway; stopping here keeps
-  // base * times far from overflowing.
-  const auto times_at_cap = static_cast<std::uint32_t>(outlier_.max_ejection_time / base) + 1;
-  endpoint.times_ejected = std::min(endpoint.times_ejected + 1, times_at_cap);
+  // base * times from overflowing. Counted in 64 bits: max / base reaches
+  // 3 x 10^16 (365 days over 1 ns), far beyond the 32-bit count it bounds.
+  const std::uint64_t times_at_cap =
+      std::min<std::uint64_t>(static_cast<std::uint64_t>(outlier_.max_ejection_time / base) + 1,
+                              std::numeric_limits<std::uint32_t>::max());
+  endpoint.times_ejected = static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(std::uint64_t{endpoint.times_ejected} + 1, times_at_cap));
   const Duration duration = std::min(base * endpoint.times_ejected, outlier_.max_ejection_time);
   endpoint.ejected = true;
-  endpoint.ejected_until = now + duration;
+  endpoint.ejected_until = saturating_add(now, duration);
   endpoint.consecutive_failures = 0;
   ++ejected_;
   next_ejection_end_ = std::min(next_ejection_end_, endpoint.ejected_until);

@@ -1,24 +1,18 @@
 // The circuit breaker's state machine and the validation of its config.
 // The rolling window it counts outcomes in lives in outcome_window.cpp.
 #include <cmath>
-#include <cstdio>
 #include <limits>
 #include <string>
 
+#include "../common/describe.hpp"
+#include "../common/time_math.hpp"
 #include "portico/breaker.hpp"
 
 namespace portico {
 namespace {
 
-std::string format_double(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%g", value);
-  return text;
-}
-
-std::string format_duration(Duration value) {
-  return std::to_string(value.count()) + "ns";
-}
+using detail::describe;
+using detail::saturating_add;
 
 Error invalid(const char* field, const std::string& requirement, const std::string& got) {
   return make_error(ErrorKind::invalid_argument, std::string("breaker config: ") + field +
@@ -29,42 +23,34 @@ Status validate(const BreakerConfig& c) {
   // Written as !(in range) so that NaN, which fails every comparison, is
   // rejected too.
   if (!(c.failure_ratio >= 0.0 && c.failure_ratio <= 1.0)) {
-    return invalid("failure_ratio", "0 (off) or in (0, 1]", format_double(c.failure_ratio));
+    return invalid("failure_ratio", "0 (off) or in (0, 1]", describe(c.failure_ratio));
   }
   if (c.window < Duration(kBreakerWindowBuckets)) {
-    return invalid("window",
-                   "at least " + format_duration(Duration(kBreakerWindowBuckets)) +
-                       " (one nanosecond per bucket)",
-                   format_duration(c.window));
+    return invalid(
+        "window",
+        "at least " + describe(Duration(kBreakerWindowBuckets)) + " (one nanosecond per bucket)",
+        describe(c.window));
   }
   if (c.min_requests == 0) return invalid("min_requests", ">= 1", "0");
   if (c.open_duration <= Duration::zero()) {
-    return invalid("open_duration", "> 0", format_duration(c.open_duration));
+    return invalid("open_duration", "> 0", describe(c.open_duration));
   }
   if (!(c.open_duration_multiplier >= 1.0) || std::isinf(c.open_duration_multiplier)) {
     return invalid("open_duration_multiplier", "finite and >= 1",
-                   format_double(c.open_duration_multiplier));
+                   describe(c.open_duration_multiplier));
   }
   if (c.max_open_duration < c.open_duration) {
-    return invalid("max_open_duration",
-                   ">= open_duration (" + format_duration(c.open_duration) + ")",
-                   format_duration(c.max_open_duration));
+    return invalid("max_open_duration", ">= open_duration (" + describe(c.open_duration) + ")",
+                   describe(c.max_open_duration));
   }
   if (c.backoff_reset_after < Duration::zero()) {
-    return invalid("backoff_reset_after", ">= 0", format_duration(c.backoff_reset_after));
+    return invalid("backoff_reset_after", ">= 0", describe(c.backoff_reset_after));
   }
   if (c.half_open_max_probes == 0) return invalid("half_open_max_probes", ">= 1", "0");
   if (c.half_open_successes_to_close == 0) {
     return invalid("half_open_successes_to_close", ">= 1", "0");
   }
   return {};
-}
-
-// `at + d` for d >= 0, clamped to the latest representable instant, so a
-// huge configured duration means "a very long time" rather than overflow.
-TimePoint saturating_add(TimePoint at, Duration d) noexcept {
-  const TimePoint latest_start = TimePoint::max() - d;  // d >= 0, so this cannot overflow
-  return at > latest_start ? TimePoint::max() : at + d;
 }
 
 void saturating_decrement(std::uint32_t& count) noexcept {

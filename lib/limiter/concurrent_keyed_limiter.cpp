@@ -32,17 +32,11 @@ struct alignas(64) ConcurrentCounters {
 
 namespace {
 
+using detail::now_ns;
+using detail::time_left;
+
 constexpr auto kRelaxed = std::memory_order_relaxed;
 constexpr std::int64_t kHandover = 0;
-
-std::int64_t now_ns(TimePoint now) noexcept {
-  return now.time_since_epoch().count();
-}
-
-std::int64_t time_left(std::int64_t tat_ns, TimePoint now) noexcept {
-  return static_cast<std::int64_t>(static_cast<std::uint64_t>(tat_ns) -
-                                   static_cast<std::uint64_t>(now_ns(now)));
-}
 
 // The outcome of one scan of a key's probe window.
 struct Scan {
@@ -193,7 +187,7 @@ ConcurrentKeyedLimiter::~ConcurrentKeyedLimiter() = default;
 Decision ConcurrentKeyedLimiter::check(std::string_view key, TimePoint now,
                                        std::uint32_t cost) noexcept {
   const std::uint64_t hash = hasher_(key);
-  const bool in_range = cost != 0 && cost <= static_cast<std::uint64_t>(gcra_.limit());
+  const bool in_range = detail::cost_in_range(gcra_, cost);
   // Every pass that does not return follows a successful swap by another
   // thread, so some thread always makes progress (lock-free).
   for (;;) {

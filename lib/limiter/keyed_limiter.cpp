@@ -4,17 +4,7 @@
 
 namespace portico {
 
-namespace {
-
-std::int64_t now_ns(TimePoint now) noexcept {
-  return now.time_since_epoch().count();
-}
-
-bool cost_in_range(const Gcra& gcra, std::uint32_t cost) noexcept {
-  return cost != 0 && cost <= static_cast<std::uint64_t>(gcra.limit());
-}
-
-}  // namespace
+using detail::now_ns;
 
 Result<KeyedLimiter> KeyedLimiter::create(const KeyedLimiterConfig& config) {
   auto gcra = Gcra::create(config.rate);
@@ -33,9 +23,8 @@ KeyedLimiter::KeyedLimiter(Gcra gcra, detail::KeyHasher hasher,
 
 Decision KeyedLimiter::check(std::string_view key, TimePoint now, std::uint32_t cost) noexcept {
   const std::uint64_t hash = hasher_(key);
-  if (!cost_in_range(gcra_, cost)) {
-    // Report the key's state without adding it: a request that can never
-    // pass must not take a slot from a key that can.
+  if (!detail::cost_in_range(gcra_, cost)) {
+    // Report the key's state without adding it.
     const detail::TatSlot* slot = detail::find(slots_.get(), slot_count_, hash);
     std::int64_t unused = 0;
     return gcra_.decide(slot != nullptr ? slot->tat_ns : now_ns(now), now, cost, unused);
@@ -43,11 +32,7 @@ Decision KeyedLimiter::check(std::string_view key, TimePoint now, std::uint32_t 
   const auto probe = detail::find_or_claim(
       slots_.get(), slot_count_, hash,
       [now](const detail::TatSlot& slot) { return Gcra::is_refilled(slot.tat_ns, now); },
-      [now](const detail::TatSlot& slot) {
-        // Time left until refilled: the smallest is the cheapest to forget.
-        return static_cast<std::int64_t>(static_cast<std::uint64_t>(slot.tat_ns) -
-                                         static_cast<std::uint64_t>(now_ns(now)));
-      });
+      [now](const detail::TatSlot& slot) { return detail::time_left(slot.tat_ns, now); });
   switch (probe.claim) {
     case detail::Claim::found:
       break;

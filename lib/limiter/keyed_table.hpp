@@ -48,11 +48,28 @@ inline std::size_t next_slot(std::size_t i, std::size_t slot_count) noexcept {
   return i + 1 == slot_count ? 0 : i + 1;
 }
 
+inline std::int64_t now_ns(TimePoint now) noexcept {
+  return now.time_since_epoch().count();
+}
+
+// TAT - now, in wrap-around arithmetic like Gcra::decide: the time until the
+// key has refilled, <= 0 once it has. The smallest is the cheapest to forget.
+inline std::int64_t time_left(std::int64_t tat_ns, TimePoint now) noexcept {
+  return static_cast<std::int64_t>(static_cast<std::uint64_t>(tat_ns) -
+                                   static_cast<std::uint64_t>(now_ns(now)));
+}
+
+// Whether a request of `cost` can ever pass (see Decision::cost_out_of_range).
+// One that cannot must not take a slot from a key that can.
+inline bool cost_in_range(const Gcra& gcra, std::uint32_t cost) noexcept {
+  return cost != 0 && cost <= static_cast<std::uint64_t>(gcra.limit());
+}
+
 // Validates max_keys and returns the number of slots for it.
 inline Result<std::size_t> slot_count_for(std::int64_t max_keys) {
-  if (max_keys < 1 || max_keys > max_keys_limit) {
+  if (max_keys < 1 || max_keys > kMaxLimiterKeys) {
     return make_error(ErrorKind::invalid_argument, "max_keys: must be in 1.." +
-                                                       std::to_string(max_keys_limit) + ", got " +
+                                                       std::to_string(kMaxLimiterKeys) + ", got " +
                                                        std::to_string(max_keys));
   }
   return static_cast<std::size_t>(max_keys) * kSlotsPerKey;

@@ -3,6 +3,8 @@
 #include <random>
 #include <string>
 
+#include "../common/describe.hpp"
+#include "../common/mix.hpp"
 #include "keyed_table.hpp"
 #include "portico/limiter.hpp"
 
@@ -32,7 +34,7 @@ Result<Gcra> Gcra::create(const GcraConfig& config) {
   const std::int64_t period_ns = config.period.count();
   if (period_ns <= 0) {
     return make_error(ErrorKind::invalid_argument,
-                      field_error("period", "must be > 0", std::to_string(period_ns) + " ns"));
+                      field_error("period", "must be > 0", detail::describe(config.period)));
   }
   if (config.burst < 0) {
     return make_error(ErrorKind::invalid_argument,
@@ -43,14 +45,14 @@ Result<Gcra> Gcra::create(const GcraConfig& config) {
     return make_error(
         ErrorKind::invalid_argument,
         field_error("rate", "must give period / rate >= 1 ns",
-                    std::to_string(config.rate) + " per " + std::to_string(period_ns) + " ns"));
+                    std::to_string(config.rate) + " per " + detail::describe(config.period)));
   }
-  // (burst + 1) * T <= max_tolerance, written so that nothing overflows.
-  if (config.burst >= max_tolerance.count() / interval_ns) {
+  // (burst + 1) * T <= kMaxRefillTime, written so that nothing overflows.
+  if (config.burst >= kMaxRefillTime.count() / interval_ns) {
     return make_error(ErrorKind::invalid_argument,
                       field_error("burst", "(burst + 1) * period / rate must be <= 2^62 ns",
                                   std::to_string(config.burst) + " with an interval of " +
-                                      std::to_string(interval_ns) + " ns"));
+                                      detail::describe(Duration(interval_ns))));
   }
   return Gcra(interval_ns, config.burst + 1);
 }
@@ -99,15 +101,6 @@ std::uint64_t fold_multiply(std::uint64_t a, std::uint64_t b) noexcept {
   return static_cast<std::uint64_t>(product) ^ static_cast<std::uint64_t>(product >> 64);
 }
 
-// SplitMix64 (Steele, Lea and Flood, "Fast splittable pseudorandom number
-// generators", 2014): expands one seed into independent-looking secrets.
-std::uint64_t splitmix64(std::uint64_t& state) noexcept {
-  std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
 std::uint64_t load64(const unsigned char* p) noexcept {
   std::uint64_t v;
   std::memcpy(&v, p, sizeof v);
@@ -138,9 +131,10 @@ std::uint64_t random_seed() noexcept {
 }  // namespace
 
 KeyHasher::KeyHasher(std::uint64_t seed) noexcept {
-  std::uint64_t state = seed != 0 ? seed : random_seed();
+  // Expands the one seed into independent-looking secrets.
+  SplitMix64 expand(seed != 0 ? seed : random_seed());
   for (std::uint64_t& secret : secret_)
-    secret = splitmix64(state);
+    secret = expand.next();
 }
 
 // Two words of each 16-byte block, each mixed with a secret, are multiplied

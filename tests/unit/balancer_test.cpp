@@ -727,6 +727,37 @@ TEST_CASE("ejections end by time, grow with repetition and stop at the cap") {
   }
 }
 
+TEST_CASE("ejections keep growing when max / base exceeds 32 bits") {
+  // 2^32 base periods fit under the cap: a 32-bit count of them once wrapped
+  // to 0, which held every ejection at the base time.
+  BalancerConfig config = config_of(BalancerPolicy::round_robin, numbered(2));
+  config.outlier.consecutive_failures = 1;
+  config.outlier.base_ejection_time = 1ns;
+  config.outlier.max_ejection_time = Duration(std::int64_t{1} << 32);
+  config.outlier.max_ejection_percent = 50;
+  Balancer balancer = make(config);
+  const EndpointRef victim = ref_of(balancer, "10.0.0.0:8080");
+
+  fail_times(balancer, victim, 1, kStart);
+  CHECK(balancer.stats(victim)->ejected_until - kStart == 1ns);
+  CHECK(balancer.pick({0, kStart + 1ns}).found);  // the ejection ends
+  REQUIRE_FALSE(balancer.stats(victim)->ejected);
+  fail_times(balancer, victim, 1, kStart + 1ns);
+  CHECK(balancer.stats(victim)->ejected_until - (kStart + 1ns) == 2ns);
+}
+
+TEST_CASE("an ejection near the end of time saturates instead of overflowing") {
+  Balancer balancer = make(config_of(BalancerPolicy::round_robin, numbered(2)));
+  const EndpointRef victim = ref_of(balancer, "10.0.0.0:8080");
+  const TimePoint late = TimePoint::max() - 1s;  // base_ejection_time is 30 s
+  fail_times(balancer, victim, 5, late);
+  REQUIRE(balancer.stats(victim)->ejected);
+  CHECK(balancer.stats(victim)->ejected_until == TimePoint::max());
+  for (int i = 0; i < 4; ++i)
+    CHECK_FALSE(balancer.pick({0, late}).endpoint == victim);
+  CHECK(balancer.stats(victim)->ejected);
+}
+
 TEST_CASE("max_ejection_percent caps the ejected share") {
   BalancerConfig config = config_of(BalancerPolicy::power_of_two_choices, numbered(10));
   config.outlier.consecutive_failures = 2;

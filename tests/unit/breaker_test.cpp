@@ -782,15 +782,15 @@ TEST_CASE("every invalid parameter is rejected with an error naming it") {
   }
   SUBCASE("window zero") {
     c.window = Duration::zero();
-    check_rejected(c, "window", "0ns");
+    check_rejected(c, "window", "0 ns");
   }
   SUBCASE("window negative") {
     c.window = -1s;
-    check_rejected(c, "window", "-1000000000ns");
+    check_rejected(c, "window", "-1000000000 ns");
   }
   SUBCASE("window shorter than one nanosecond per bucket") {
     c.window = 9ns;
-    check_rejected(c, "window", "9ns");
+    check_rejected(c, "window", "9 ns");
   }
   SUBCASE("min_requests zero") {
     c.min_requests = 0;
@@ -803,11 +803,11 @@ TEST_CASE("every invalid parameter is rejected with an error naming it") {
   }
   SUBCASE("open_duration zero") {
     c.open_duration = Duration::zero();
-    check_rejected(c, "open_duration", "0ns");
+    check_rejected(c, "open_duration", "0 ns");
   }
   SUBCASE("open_duration negative") {
     c.open_duration = -5ns;
-    check_rejected(c, "open_duration", "-5ns");
+    check_rejected(c, "open_duration", "-5 ns");
   }
   SUBCASE("multiplier below 1") {
     c.open_duration_multiplier = 0.99;
@@ -824,11 +824,11 @@ TEST_CASE("every invalid parameter is rejected with an error naming it") {
   SUBCASE("max_open_duration below open_duration") {
     c.open_duration = 5s;
     c.max_open_duration = 5s - 1ns;
-    check_rejected(c, "max_open_duration", "4999999999ns");
+    check_rejected(c, "max_open_duration", "4999999999 ns");
   }
   SUBCASE("backoff_reset_after negative") {
     c.backoff_reset_after = -1ns;
-    check_rejected(c, "backoff_reset_after", "-1ns");
+    check_rejected(c, "backoff_reset_after", "-1 ns");
   }
   SUBCASE("half_open_max_probes zero") {
     c.half_open_max_probes = 0;

@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include "../support/alloc_counter.hpp"
+
 #include <barrier>
 #include <chrono>
 #include <cstdint>
@@ -234,10 +236,10 @@ TEST_CASE("Gcra rejects every invalid parameter with the field named") {
   require_invalid(Gcra::create({2'000'000'000, 1s, 0}), "rate");
   // (burst + 1) * T beyond 2^62 ns could overflow the arithmetic.
   require_invalid(Gcra::create({1, 1s, std::numeric_limits<std::int64_t>::max()}), "burst");
-  require_invalid(Gcra::create({1, Gcra::max_tolerance, 1}), "burst");
+  require_invalid(Gcra::create({1, Gcra::kMaxRefillTime, 1}), "burst");
   require_invalid(Gcra::create({1, Duration::max(), 0}), "burst");
-  CHECK(Gcra::create({1, Gcra::max_tolerance, 0}).ok());
-  CHECK(Gcra::create({1, Gcra::max_tolerance / 2, 1}).ok());
+  CHECK(Gcra::create({1, Gcra::kMaxRefillTime, 0}).ok());
+  CHECK(Gcra::create({1, Gcra::kMaxRefillTime / 2, 1}).ok());
   CHECK(Gcra::create({1'000'000'000, 1s, 0}).ok());
 }
 
@@ -253,10 +255,10 @@ TEST_CASE("the keyed stores reject invalid rates and sizes") {
   require_invalid(KeyedLimiter::create({{10, 1s, -1}, 10, 0}), "burst");
   require_invalid(KeyedLimiter::create({good, 0, 0}), "max_keys");
   require_invalid(KeyedLimiter::create({good, -3, 0}), "max_keys");
-  require_invalid(KeyedLimiter::create({good, portico::max_keys_limit + 1, 0}), "max_keys");
+  require_invalid(KeyedLimiter::create({good, portico::kMaxLimiterKeys + 1, 0}), "max_keys");
   require_invalid(ConcurrentKeyedLimiter::create({{10, 0s, 5}, 10, 0}), "period");
   require_invalid(ConcurrentKeyedLimiter::create({good, 0, 0}), "max_keys");
-  require_invalid(ConcurrentKeyedLimiter::create({good, portico::max_keys_limit + 1, 0}),
+  require_invalid(ConcurrentKeyedLimiter::create({good, portico::kMaxLimiterKeys + 1, 0}),
                   "max_keys");
   CHECK(KeyedLimiter::create({good, 1, 0}).ok());
   CHECK(ConcurrentKeyedLimiter::create({good, 1, 0}).ok());
@@ -382,7 +384,7 @@ TEST_CASE("a cost of 0 or above the limit is out of range and never counted") {
 }
 
 TEST_CASE("remaining is floor((tau + T - debt) / T) exactly, for awkward intervals too") {
-  const std::int64_t max = Gcra::max_tolerance.count();
+  const std::int64_t max = Gcra::kMaxRefillTime.count();
   for (std::int64_t interval :
        {std::int64_t{1}, std::int64_t{2}, std::int64_t{3}, std::int64_t{7},
         std::int64_t{999'999'937}, (std::int64_t{1} << 31) - 1, (std::int64_t{1} << 40) + 1,
@@ -432,12 +434,12 @@ TEST_CASE("a clock that goes backwards errs on the strict side") {
 }
 
 TEST_CASE("extreme but valid parameters and clock values stay defined") {
-  const Gcra slow = make_gcra(1, Gcra::max_tolerance, 0);
+  const Gcra slow = make_gcra(1, Gcra::kMaxRefillTime, 0);
   std::int64_t tat = 0;
   CHECK(slow.check(tat, TimePoint(Duration(0))).allowed);
   Decision d = slow.check(tat, TimePoint(Duration(0)));
   CHECK_FALSE(d.allowed);
-  CHECK(d.retry_after == Gcra::max_tolerance);
+  CHECK(d.retry_after == Gcra::kMaxRefillTime);
 
   // The next TAT lies beyond the int64 range: it wraps, defined and harmless.
   const TimePoint latest(Duration(std::numeric_limits<std::int64_t>::max() - 5));
@@ -445,15 +447,15 @@ TEST_CASE("extreme but valid parameters and clock values stay defined") {
   CHECK(slow.check(latest_tat, latest).allowed);
   d = slow.check(latest_tat, latest);
   CHECK_FALSE(d.allowed);
-  CHECK(d.retry_after == Gcra::max_tolerance);
+  CHECK(d.retry_after == Gcra::kMaxRefillTime);
 
-  const TimePoint late(Duration::max() - Gcra::max_tolerance);
+  const TimePoint late(Duration::max() - Gcra::kMaxRefillTime);
   std::int64_t late_tat = 0;
   CHECK(slow.check(late_tat, late).allowed);
-  d = slow.check(late_tat, late + Gcra::max_tolerance - Duration(1));
+  d = slow.check(late_tat, late + Gcra::kMaxRefillTime - Duration(1));
   CHECK_FALSE(d.allowed);
   CHECK(d.retry_after == 1ns);
-  CHECK(slow.check(late_tat, late + Gcra::max_tolerance).allowed);
+  CHECK(slow.check(late_tat, late + Gcra::kMaxRefillTime).allowed);
 }
 
 // ---------------------------------------------------------------------------
@@ -892,4 +894,34 @@ TEST_CASE("a wall clock stepping back to an earlier window restarts that window'
   d = quota.check("k", wall(2024y / April / 2, 2h), 1);
   CHECK(d.remaining == 9);  // the April 2 count was replaced, as documented
   CHECK(d.reset_after == 22h);
+}
+
+// ---------------------------------------------------------------------------
+// The request path
+
+TEST_CASE("checks never allocate: new keys, reclaims, evictions and odd costs included") {
+  std::vector<std::string> keys;
+  for (int i = 0; i < 64; ++i)
+    keys.push_back("client-" + std::to_string(i));
+  // 8 keys' worth of slots for 64 keys: the table fills, reclaims and evicts.
+  KeyedLimiter keyed = make_keyed({1, 1s, 2}, 8);
+  ConcurrentKeyedLimiter concurrent = make_concurrent({1, 1s, 2}, 8);
+  FixedWindowQuota quota = make_quota(5, QuotaWindow::hour, 8);
+  const auto wall_start = FixedWindowQuota::WallTime(std::chrono::hours(480'000));
+
+  const std::uint64_t before = portico::test::allocation_count();
+  std::int64_t allowed = 0;
+  for (int i = 0; i < 4000; ++i) {
+    const std::string_view key = keys[static_cast<std::size_t>(i * 7 % 64)];
+    const auto cost = static_cast<std::uint32_t>(i % 5);  // 0 and 4 are out of range for GCRA
+    const Duration elapsed = i * 50ms;
+    allowed += keyed.check(key, kStart + elapsed, cost).allowed;
+    allowed += concurrent.check(key, kStart + elapsed, cost).allowed;
+    allowed += quota.check(key, wall_start + elapsed, cost).allowed;
+  }
+  CHECK(portico::test::allocation_count() - before == 0);
+  CHECK(allowed > 0);
+  CHECK(keyed.evictions() > 0);
+  CHECK(concurrent.evictions() > 0);
+  CHECK(quota.evictions() > 0);
 }

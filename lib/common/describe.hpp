@@ -1,0 +1,16 @@
+// Values as configuration errors show them, so that every primitive's
+// messages read alike ("got 1.5", "is 0 ns") whichever engineer wrote it.
+#pragma once
+
+#include <string>
+
+#include "portico/clock.hpp"
+
+namespace portico::detail {
+
+// Shortest faithful form ("%g"): 0.5, 1e-09, nan, inf.
+std::string describe(double value);
+// Whole nanoseconds with the unit: "30000000000 ns".
+std::string describe(Duration value);
+
+}  // namespace portico::detail
