@@ -8,6 +8,7 @@ packages=(
   libuv1-dev libmbedtls-dev libfmt-dev picojson-dev doctest-dev
   node-llhttp    # llhttp's generated C sources, compiled by subprojects/llhttp
   clang-format   # the formatting check in CI
+  clang libclang-rt-14-dev  # the fuzz targets in CI: clang's libFuzzer and sanitizer runtimes
 )
 
 missing=()

@@ -28,10 +28,13 @@ struct HostPattern {
       text;  // exact: the lower-case name; wildcard: the suffix with its dot, ".example.com"
 };
 
+// "", "*", a host name, "*." and a host name, or an IPv6 literal "[...]":
+// lower-cased, without a trailing dot; a port or an empty label is refused.
 Result<HostPattern> parse_host_pattern(std::string_view host);
 
 // Lower-cases `host` into `buf`, dropping a port and a trailing dot. Returns
-// the length, or -1 when the host does not fit or has no name.
+// the length, or -1 when the host does not fit, has no name or has an empty
+// label.
 int canonical_request_host(std::string_view host, char* buf, std::size_t cap) noexcept;
 
 }  // namespace portico::detail

@@ -111,16 +111,10 @@ std::optional<std::string_view> find_query(std::string_view query, std::string_v
 class PosixRegex {
  public:
   static Result<std::unique_ptr<PosixRegex>> compile(const std::string& pattern) {
-    auto re = std::unique_ptr<PosixRegex>(new PosixRegex);
-    const std::string anchored = "^(" + pattern + ")$";
-    const int rc = regcomp(&re->re_, anchored.c_str(), REG_EXTENDED | REG_NOSUB);
-    if (rc != 0) {
-      char why[128];
-      regerror(rc, &re->re_, why, sizeof why);
-      return make_error(ErrorKind::invalid_argument, why);
-    }
-    re->compiled_ = true;
-    return re;
+    // The pattern must be an expression on its own: wrapped unchecked, "a)|(b"
+    // would become "^(a)|(b)$", anchored at one end only.
+    if (auto alone = compile_raw(pattern); !alone) return std::move(alone).error();
+    return compile_raw("^(" + pattern + ")$");
   }
   ~PosixRegex() {
     if (compiled_) regfree(&re_);
@@ -136,6 +130,19 @@ class PosixRegex {
 
  private:
   PosixRegex() = default;
+
+  static Result<std::unique_ptr<PosixRegex>> compile_raw(const std::string& expression) {
+    auto re = std::unique_ptr<PosixRegex>(new PosixRegex);
+    const int rc = regcomp(&re->re_, expression.c_str(), REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) {
+      char why[128];
+      regerror(rc, &re->re_, why, sizeof why);
+      return make_error(ErrorKind::invalid_argument, why);
+    }
+    re->compiled_ = true;
+    return re;
+  }
+
   regex_t re_{};
   bool compiled_ = false;
 };
@@ -184,12 +191,46 @@ struct CompiledPredicates {
 
 namespace {
 
+// A header field name is a token (RFC 9110 §5.1, §5.6.2).
+bool is_token(std::string_view name) noexcept {
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool is_query_predicate(Predicate::Kind kind) noexcept {
+  return kind == Predicate::Kind::query_equals || kind == Predicate::Kind::query_present;
+}
+
+// Refuses a predicate that no request could meet, which would otherwise
+// hide its route without a word: a header name no request can carry, or a
+// query name or value that the '&' and '=' of the query string would cut.
+Status check_predicate(const Predicate& p, const std::string& where) {
+  if (p.name.empty()) return make_error(ErrorKind::invalid_argument, where + ": empty name");
+  if (!is_query_predicate(p.kind) && !is_token(p.name)) {
+    return make_error(ErrorKind::invalid_argument,
+                      where + ": '" + p.name + "' is not a header name (RFC 9110 token)");
+  }
+  if (is_query_predicate(p.kind) && p.name.find_first_of("&=") != std::string::npos) {
+    return make_error(ErrorKind::invalid_argument,
+                      where + ": query name '" + p.name + "' holds '&' or '='");
+  }
+  if (p.kind == Predicate::Kind::query_equals && p.value.find('&') != std::string::npos) {
+    return make_error(ErrorKind::invalid_argument,
+                      where + ": query value '" + p.value + "' holds '&'");
+  }
+  return {};
+}
+
 Result<std::unique_ptr<CompiledPredicates>> compile_predicates(const RouteSpec& spec) {
   auto out = std::make_unique<CompiledPredicates>();
   for (std::size_t i = 0; i < spec.predicates.size(); ++i) {
     const Predicate& p = spec.predicates[i];
     const std::string where = "route '" + spec.name + "': predicates[" + std::to_string(i) + "]";
-    if (p.name.empty()) return make_error(ErrorKind::invalid_argument, where + ": empty name");
+    if (auto s = check_predicate(p, where); !s) return std::move(s).error();
     CompiledPredicate c{p, nullptr};
     if (p.kind == Predicate::Kind::header_regex) {
       auto re = PosixRegex::compile(p.value);
@@ -210,7 +251,7 @@ bool same_predicates(const std::vector<Predicate>& a, const std::vector<Predicat
   if (a.size() != b.size()) return false;
   auto key = [](const Predicate& p) {
     std::string name = p.name;
-    if (p.kind != Predicate::Kind::query_equals && p.kind != Predicate::Kind::query_present) {
+    if (!is_query_predicate(p.kind)) {
       for (char& c : name)
         c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     }
@@ -290,10 +331,11 @@ struct Node {
 };
 
 // True when tokens[i] is the text before a trailing catch-all and has a base
-// path of its own (`/api/orders/` before `**`; not the bare `/` of `/**`).
+// path of its own: `/api/orders/` before `**`, or the `/` between `{id}` and
+// `**` (the base is `/users/{id}`); not the bare `/` of a root `/**`.
 bool is_catchall_base(const std::vector<PatternToken>& tokens, std::size_t i) {
   return i + 1 < tokens.size() && tokens[i + 1].kind == PatternToken::Kind::catchall &&
-         tokens[i].text.size() > 1;
+         (i > 0 || tokens[i].text.size() > 1);
 }
 
 std::string_view base_text(const PatternToken& t) {

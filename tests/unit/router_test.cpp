@@ -101,6 +101,29 @@ TEST_CASE("prefix routes with /** match their base and everything below") {
   CHECK(get(r, "/anything/at/all").param("*") == "anything/at/all");
 }
 
+TEST_CASE("a catch-all after a capture also matches its base") {
+  // Found by tests/fuzz/router_fuzz: `/{x}/**` did not match `/foo`, although
+  // every other catch-all matches its base.
+  Router r;
+  add_ok(r, spec("/users/{id}/**", MethodSet::any(), "user-tree"));
+  add_ok(r, spec("/{tenant}/{*rest}", MethodSet::any(), "tenant"));
+
+  const Match base = get(r, "/users/42");
+  REQUIRE(base.route != nullptr);
+  CHECK(base.route->name() == "user-tree");
+  CHECK(base.param("id") == "42");
+  CHECK(base.param("*") == "");
+  CHECK(hit(r, "/users/42/") == "user-tree");
+  CHECK(get(r, "/users/42/a/b").param("*") == "a/b");
+
+  const Match tenant = get(r, "/acme");
+  REQUIRE(tenant.route != nullptr);
+  CHECK(tenant.route->name() == "tenant");
+  CHECK(tenant.param("tenant") == "acme");
+  CHECK(tenant.param("rest") == "");
+  CHECK(hit(r, "/users") == "tenant");
+}
+
 TEST_CASE("static beats parameter beats catch-all, and backtracking finds the rest") {
   Router r;
   add_ok(r, spec("/users/me", MethodSet::any(), "me"));
@@ -390,6 +413,134 @@ TEST_CASE("malformed patterns and parameters are refused with a reason") {
   }
   CHECK(r.size() == 0);
   CHECK(hit(r, "/x") == "404");
+}
+
+TEST_CASE("an unnamed catch-all counts toward the sixteen captures") {
+  // Found by tests/fuzz/router_fuzz: sixteen {captures} and a `/**` were
+  // accepted, and matching then wrote a seventeenth capture past the end of
+  // Match's slots.
+  Router r;
+  std::string sixteen;
+  std::string path;
+  for (int i = 0; i < static_cast<int>(kMaxParams); ++i) {
+    sixteen += "/{p" + std::to_string(i) + "}";
+    path += "/v";
+  }
+  const Error e = add_err(r, spec(sixteen + "/**"));
+  CHECK(e.kind == ErrorKind::malformed);
+  CHECK(e.message.find("more than 16 captures") != std::string::npos);
+  CHECK(add_err(r, spec(sixteen + "/{*rest}")).kind == ErrorKind::malformed);
+
+  // Fifteen and a catch-all fill the slots exactly, on the base as below it.
+  const std::string fifteen = sixteen.substr(0, sixteen.rfind('/'));
+  add_ok(r, spec(fifteen + "/**", MethodSet::any(), "full"));
+  const std::string base = path.substr(0, path.size() - 2);
+  CHECK(get(r, base).params().size() == kMaxParams);
+  CHECK(get(r, base + "/a/b").params().size() == kMaxParams);
+  CHECK(get(r, base + "/a/b").param("*") == "a/b");
+}
+
+TEST_CASE("two captures of one name are refused") {
+  // Found by tests/fuzz/router_fuzz: `/{x}/{x}` was accepted, and
+  // param("x") could only ever return the first.
+  Router r;
+  for (const char* pattern : {"/{id}/{id}", "/a/{id}/b/{*id}", "/{x}/{y}/{x}"}) {
+    const Error e = add_err(r, spec(pattern));
+    CHECK(e.kind == ErrorKind::malformed);
+    CHECK_MESSAGE(e.message.find("two captures named") != std::string::npos, e.message);
+  }
+  CHECK(r.size() == 0);
+}
+
+TEST_CASE("host patterns: a trailing dot is dropped, a port or an empty label refused") {
+  // Found by tests/fuzz/router_fuzz: these were accepted into tables that no
+  // request host could ever reach, since a request's port and trailing dot
+  // are dropped before lookup.
+  Router r;
+  RouteSpec dotted = spec("/x", MethodSet::any(), "dotted");
+  dotted.host = "API.example.com.";
+  add_ok(r, dotted);
+  CHECK(hit(r, "/x", "GET", "api.example.com") == "dotted");
+  CHECK(hit(r, "/x", "GET", "api.example.com.:443") == "dotted");
+  // Being the same host, it conflicts with the spelling without the dot.
+  RouteSpec plain = spec("/x", MethodSet::any(), "plain");
+  plain.host = "api.example.com";
+  CHECK(add_err(r, plain).kind == ErrorKind::conflict);
+
+  RouteSpec wild = spec("/x", MethodSet::any(), "wild");
+  wild.host = "*.example.com.";
+  add_ok(r, wild);
+  CHECK(hit(r, "/x", "GET", "www.example.com") == "wild");
+
+  RouteSpec v6 = spec("/x", MethodSet::any(), "v6");
+  v6.host = "[::1]";
+  add_ok(r, v6);
+  CHECK(hit(r, "/x", "GET", "[::1]:8443") == "v6");
+
+  for (const char* host : {"api.example.com:8443", "[::1]:8443", "[::1", "::1", "a..example.com",
+                           ".example.com", "*..example.com", "*.example.com:80", "*.2.1]", "."}) {
+    RouteSpec h = spec("/x");
+    h.host = host;
+    CHECK_MESSAGE(add_err(r, h).kind == ErrorKind::malformed, host);
+  }
+  CHECK(r.size() == 3);
+}
+
+TEST_CASE("a request host with an empty label is not a subdomain") {
+  // Found by tests/fuzz/router_fuzz: `.example.com` and `a..example.com`
+  // matched `*.example.com`, whose `*` stands for at least one label.
+  Router r;
+  RouteSpec wild = spec("/x", MethodSet::any(), "wild");
+  wild.host = "*.example.com";
+  add_ok(r, wild);
+  add_ok(r, spec("/x", MethodSet::any(), "any"));
+  CHECK(hit(r, "/x", "GET", "a.example.com") == "wild");
+  CHECK(hit(r, "/x", "GET", ".example.com") == "any");
+  CHECK(hit(r, "/x", "GET", "a..example.com") == "any");
+  CHECK(hit(r, "/x", "GET", "a.example.com..") == "any");
+  CHECK(hit(r, "/x", "GET", "a.example.com.") == "wild");
+}
+
+TEST_CASE("a header regex must be a regular expression on its own") {
+  // Found by tests/fuzz/router_fuzz: "a)|(b" is no expression, but wrapped
+  // as "^(a)|(b)$" it compiled, anchored at one end only, and matched any
+  // value starting with "a".
+  Router r;
+  RouteSpec injected = spec("/x", MethodSet::any(), "injected");
+  injected.predicates = {Predicate::header_regex("x-a", "a)|(b")};
+  const Error e = add_err(r, injected);
+  CHECK(e.kind == ErrorKind::invalid_argument);
+  CHECK(e.message.find("bad regular expression") != std::string::npos);
+
+  RouteSpec alternatives = spec("/x", MethodSet::any(), "alternatives");
+  alternatives.predicates = {Predicate::header_regex("x-a", "a|b")};
+  add_ok(r, alternatives);
+  const HeaderField whole[] = {{"x-a", "b"}};
+  const HeaderField partial[] = {{"x-a", "azzz"}};
+  CHECK(get(r, "/x", "GET", "", whole).status == MatchStatus::matched);
+  CHECK(get(r, "/x", "GET", "", partial).status == MatchStatus::not_found);
+}
+
+TEST_CASE("predicates no request can meet are refused") {
+  // A header name outside RFC 9110's token characters, or a query name or
+  // value cut by the query's '&' and '=', would silently hide the route.
+  Router r;
+  const Predicate never[] = {
+      Predicate::header_present("X Role"),     Predicate::header_equals("x-role:", "a"),
+      Predicate::header_regex("x\nrole", "a"), Predicate::query_present("a=b"),
+      Predicate::query_equals("a&b", "1"),     Predicate::query_equals("q", "1&r=2"),
+  };
+  for (const Predicate& p : never) {
+    RouteSpec s = spec("/x");
+    s.predicates = {p};
+    CHECK_MESSAGE(add_err(r, s).kind == ErrorKind::invalid_argument, p.name);
+  }
+  RouteSpec fine = spec("/x");
+  fine.predicates = {Predicate::header_present("X-Forwarded-For"),
+                     Predicate::query_equals("q", "a=b"), Predicate::query_present("a.b")};
+  add_ok(r, fine);
+  const HeaderField xff[] = {{"x-forwarded-for", "1.2.3.4"}};
+  CHECK(get(r, "/x", "GET", "", xff, "q=a=b&a.b").status == MatchStatus::matched);
 }
 
 TEST_CASE("patterns are matched in normalised form") {
