@@ -2,8 +2,8 @@
 // optimiser cannot see through, the median of repeated runs, and a count of
 // heap allocations (every benchmark reports allocations next to time).
 //
-// A benchmark that includes this header must also include alloc_counter.cpp
-// in its sources so that operator new is counted.
+// A benchmark that includes this header must link the allocation counter
+// (tests/support) so that operator new is counted.
 #pragma once
 
 #include <algorithm>
@@ -14,10 +14,14 @@
 #include <string_view>
 #include <vector>
 
+#include "alloc_counter.hpp"
+
 namespace portico::bench {
 
 // Number of calls to operator new since the program started.
-std::uint64_t allocation_count() noexcept;
+inline std::uint64_t allocation_count() noexcept {
+  return portico::test::allocation_count();
+}
 
 template <class T>
 inline void do_not_optimize(const T& value) {

@@ -261,19 +261,27 @@ class PORTICO_API Router {
   Router& operator=(Router&&) noexcept;
 
   // Adds a route and returns its id (ids count up from 0 in insertion order).
-  // Errors: malformed (a bad path or host pattern: unclosed '{', a capture
-  // that is not a whole segment, a catch-all that is not last, more than
-  // kMaxParams captures), invalid_argument (no methods, bad regex, all target
-  // weights 0, empty predicate name), conflict (same host, path, predicates
-  // and an overlapping method as an existing route, or a capture named
-  // differently from an existing one at the same position; the message names
-  // both routes). On error the table is unchanged.
+  // Errors, each leaving the table unchanged:
+  //  - malformed: a bad path pattern (unclosed '{', a capture that is not a
+  //    whole segment, a catch-all that is not last, two captures of one
+  //    name, more than kMaxParams captures, `/**` counting as one) or host
+  //    pattern (host patterns take no port and no empty label; a trailing
+  //    dot is ignored);
+  //  - invalid_argument: no methods, all target weights 0, a predicate no
+  //    request can meet (empty name, a header name that is not an HTTP
+  //    token, a query name with '&' or '=', a query value with '&'), a
+  //    regular expression that does not compile on its own;
+  //  - conflict: same host, path, predicates and an overlapping method as an
+  //    existing route, or a capture named differently from an existing one at
+  //    the same position; the message names both routes.
   Result<RouteId> add(RouteSpec spec);
 
   // Looks a request up. Never fails: an unknown method, an over-long host or
   // a path that fits nothing simply does not match.
   Match match(const MatchInput& input) const noexcept;
 
+  // The route `id`, which must be an id add() returned (throws
+  // std::out_of_range otherwise: a programming error, not a request's).
   const Route& route(RouteId id) const;
   std::size_t size() const noexcept;
 

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstring>
 #include <deque>
+#include <iterator>
 #include <numeric>
 #include <string>
 #include <unordered_map>
@@ -47,7 +48,8 @@ std::optional<Method> parse_method(std::string_view name) noexcept {
 std::string_view method_name(Method method) noexcept {
   static constexpr std::string_view kNames[] = {"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
                                                 "CONNECT", "OPTIONS", "TRACE", "PATCH"};
-  return kNames[static_cast<std::size_t>(method)];
+  const auto i = static_cast<std::size_t>(method);
+  return i < std::size(kNames) ? kNames[i] : std::string_view();
 }
 
 std::string MethodSet::to_string() const {
