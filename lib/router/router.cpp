@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
-#include <deque>
 #include <iterator>
 #include <numeric>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <regex.h>
 
@@ -395,18 +395,16 @@ class RouterImpl {
 
   std::vector<Node> nodes_;
   std::vector<std::unique_ptr<Route>> routes_;
-  std::deque<std::string> names_;  // capture names; a deque keeps their addresses
+  // Capture names, each stored once; a node-based set never moves its
+  // elements, so Param::name views stay valid as the table grows.
+  std::unordered_set<std::string> names_;
   std::uint32_t any_host_ = kNone;
   HostTable exact_hosts_;
   HostTable wildcard_hosts_;  // key: ".example.com"
 };
 
 const std::string* RouterImpl::intern(const std::string& name) {
-  for (const auto& n : names_) {
-    if (n == name) return &n;
-  }
-  names_.push_back(name);
-  return &names_.back();
+  return &*names_.insert(name).first;
 }
 
 const std::uint32_t* RouterImpl::find_tree(const HostPattern& host) const {
