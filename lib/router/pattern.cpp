@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "../common/ascii.hpp"
 #include "portico/path.hpp"
 #include "portico/router.hpp"
 
@@ -188,9 +189,8 @@ Result<HostPattern> parse_host_pattern(std::string_view host) {
   if (host.empty() || host == "*") return HostPattern{HostPattern::Kind::any, {}};
   if (host.size() > 255) return bad_host(host.substr(0, 32), "longer than 255 characters");
   std::string lower(host);
-  for (char& c : lower) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
+  for (char& c : lower)
+    c = ascii_lower(c);
   if (is_ip_literal(lower)) return HostPattern{HostPattern::Kind::exact, std::move(lower)};
   // The request's host is looked up without its trailing dot, so the
   // pattern's goes too: "api.example.com." and "api.example.com" are one.
@@ -223,7 +223,7 @@ int canonical_request_host(std::string_view host, char* buf, std::size_t cap) no
     // An empty label ("a..example.com", ".example.com") names no host; it
     // must not reach a wildcard as if it were a subdomain.
     if (!literal && c == '.' && previous == '.') return -1;
-    buf[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    buf[i] = ascii_lower(c);
     previous = c;
   }
   return static_cast<int>(host.size());

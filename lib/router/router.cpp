@@ -1,7 +1,6 @@
 #include "portico/router.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <cstring>
 #include <iterator>
 #include <numeric>
@@ -11,6 +10,7 @@
 
 #include <regex.h>
 
+#include "../common/ascii.hpp"
 #include "pattern.hpp"
 
 namespace portico {
@@ -68,22 +68,10 @@ std::string MethodSet::to_string() const {
 namespace detail {
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i];
-    char y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 const std::string_view* find_header(std::span<const HeaderField> headers,
                                     std::string_view name) noexcept {
   for (const HeaderField& h : headers) {
-    if (iequals(h.name, name)) return &h.value;
+    if (ascii_iequals(h.name, name)) return &h.value;
   }
   return nullptr;
 }
@@ -255,7 +243,7 @@ bool same_predicates(const std::vector<Predicate>& a, const std::vector<Predicat
     std::string name = p.name;
     if (!is_query_predicate(p.kind)) {
       for (char& c : name)
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        c = ascii_lower(c);
     }
     return std::to_string(static_cast<int>(p.kind)) + '\0' + name + '\0' + p.value;
   };

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "portico/path.hpp"
+#include "rfc3986.hpp"
 
 namespace {
 
@@ -31,17 +32,8 @@ using portico::NormalizeOptions;
   std::abort();
 }
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
-bool unreserved(int c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '.' || c == '_' || c == '~';
-}
+using portico::fuzz::hex_digit;
+using portico::fuzz::unreserved;
 
 // The reference: decode segment by segment, then resolve dot segments on a
 // stack of segments, the plainest way to state RFC 3986 §5.2.4 for an

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "portico/router.hpp"
+#include "rfc3986.hpp"
 
 namespace {
 
@@ -210,16 +211,8 @@ struct Segment {
   bool operator==(const Segment&) const = default;
 };
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
-bool unreserved(int c) {
-  return std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
-}
+using portico::fuzz::hex_digit;
+using portico::fuzz::unreserved;
 
 // One static segment of a pattern in the form normalize_path gives it.
 std::optional<std::string> static_segment(std::string_view s) {
