@@ -2,7 +2,9 @@
 // messages read alike ("got 1.5", "is 0 ns") whichever engineer wrote it.
 #pragma once
 
+#include <cstddef>
 #include <string>
+#include <string_view>
 
 #include "portico/clock.hpp"
 
@@ -12,5 +14,8 @@ namespace portico::detail {
 std::string describe(double value);
 // Whole nanoseconds with the unit: "30000000000 ns".
 std::string describe(Duration value);
+// Text from outside (a token's kid, a JWKS field) made safe for a log line:
+// quoted, at most `max` bytes, anything but printable ASCII shown as '?'.
+std::string describe_untrusted(std::string_view text, std::size_t max = 40);
 
 }  // namespace portico::detail

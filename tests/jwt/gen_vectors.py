@@ -622,11 +622,22 @@ def self_check(doc):
     return problems, stats
 
 
+def make_pems():
+    """The public RSA and EC keys as SubjectPublicKeyInfo PEM, for the
+    verifier's PEM loader."""
+    out = {}
+    for name in ("rsa-1", "ec-p256", "ec-p384", "ec-p521"):
+        out[name] = PRIV[name].public_key().public_bytes(
+            serialization.Encoding.PEM,
+            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return out
+
+
 def main():
     make_keys()
     build_cases()
     doc = {"version": 1, "now": NOW, "keys": JWKS_KEYS, "jwks": make_jwks(),
-           "cases": CASES}
+           "pem": make_pems(), "cases": CASES}
     text = json.dumps(doc, indent=2) + "\n"
     problems, stats = self_check(json.loads(text))
     counts = {}
