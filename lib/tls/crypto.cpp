@@ -6,11 +6,13 @@
 #include <mbedtls/md.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/rsa.h>
-#include <mbedtls/sha256.h>
 #include <mbedtls/sha512.h>
 
 #include <cstring>
+#include <variant>
 #include <vector>
+
+#include "sha256.hpp"
 
 namespace portico::detail {
 namespace {
@@ -27,39 +29,18 @@ mbedtls_md_type_t md_type(HashAlg h) noexcept {
   return MBEDTLS_MD_NONE;
 }
 
-// One streaming hash context of either family; SHA-384 is SHA-512 with other
-// initial values and a truncated output.
+// One streaming hash context: SHA-256 by the local implementation (which
+// uses the CPU's SHA extensions where present), SHA-384/512 by mbedTLS.
+// Both are plain data, so copying one is cloning it.
 struct HashContext {
   HashAlg alg;
-  union {
-    mbedtls_sha256_context s256;
-    mbedtls_sha512_context s512;
-  };
+  std::variant<Sha256, mbedtls_sha512_context> state;
 
   explicit HashContext(HashAlg a) noexcept : alg(a) {
-    if (alg == HashAlg::sha256) {
-      mbedtls_sha256_init(&s256);
-      mbedtls_sha256_starts_ret(&s256, 0);
-    } else {
-      mbedtls_sha512_init(&s512);
-      mbedtls_sha512_starts_ret(&s512, alg == HashAlg::sha384 ? 1 : 0);
-    }
-  }
-  HashContext(const HashContext& other) noexcept : alg(other.alg) {
-    if (alg == HashAlg::sha256) {
-      mbedtls_sha256_init(&s256);
-      mbedtls_sha256_clone(&s256, &other.s256);
-    } else {
-      mbedtls_sha512_init(&s512);
-      mbedtls_sha512_clone(&s512, &other.s512);
-    }
-  }
-  HashContext& operator=(const HashContext&) = delete;
-  ~HashContext() {
-    if (alg == HashAlg::sha256) {
-      mbedtls_sha256_free(&s256);
-    } else {
-      mbedtls_sha512_free(&s512);
+    if (alg != HashAlg::sha256) {
+      auto& ctx = state.emplace<mbedtls_sha512_context>();
+      mbedtls_sha512_init(&ctx);
+      mbedtls_sha512_starts_ret(&ctx, alg == HashAlg::sha384 ? 1 : 0);
     }
   }
 
@@ -68,19 +49,20 @@ struct HashContext {
   }
 
   void update(Bytes data) noexcept {
-    if (alg == HashAlg::sha256) {
-      mbedtls_sha256_update_ret(&s256, data.data(), data.size());
+    if (auto* s256 = std::get_if<Sha256>(&state)) {
+      s256->update(data.data(), data.size());
     } else {
-      mbedtls_sha512_update_ret(&s512, data.data(), data.size());
+      mbedtls_sha512_update_ret(std::get_if<mbedtls_sha512_context>(&state), data.data(),
+                                data.size());
     }
   }
   Digest finish() noexcept {
     Digest d{};
     d.size = hash_size(alg);
-    if (alg == HashAlg::sha256) {
-      mbedtls_sha256_finish_ret(&s256, d.bytes);
+    if (auto* s256 = std::get_if<Sha256>(&state)) {
+      s256->finish(d.bytes);
     } else {
-      mbedtls_sha512_finish_ret(&s512, d.bytes);
+      mbedtls_sha512_finish_ret(std::get_if<mbedtls_sha512_context>(&state), d.bytes);
     }
     return d;
   }
