@@ -11,6 +11,7 @@
 
 #include "portico/balancer.hpp"
 #include "portico/breaker.hpp"
+#include "portico/jwt.hpp"
 #include "portico/limiter.hpp"
 #include "portico/path.hpp"
 #include "portico/router.hpp"
@@ -213,11 +214,66 @@ void balance_load() {
   }
 }
 
+void verify_tokens() {
+  section("jwt: the HS256 example token of RFC 7515 A.1, its key from a JWKS");
+  // The example's published key and token: a demonstration secret, not ours.
+  auto keys = jwt::KeySet::from_jwks(
+      R"({"keys":[{"kty":"oct","k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"}]})");
+  if (!keys) {
+    std::printf("  %s\n", keys.error().message.c_str());
+    ++g_failures;
+    return;
+  }
+  jwt::VerifierOptions options;
+  options.issuers = {"joe"};
+  options.leeway = 0s;
+  auto verifier =
+      jwt::Verifier::create(std::make_shared<jwt::KeySetHolder>(std::move(*keys)), options);
+  if (!verifier) {
+    std::printf("  %s\n", verifier.error().message.c_str());
+    ++g_failures;
+    return;
+  }
+  jwt::TokenCache cache(std::make_shared<const jwt::Verifier>(std::move(*verifier)));
+  const std::string token =
+      "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9"
+      ".eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnV"
+      "lfQ"
+      ".dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+  const jwt::WallTime before_exp{std::chrono::seconds(1300819379)};
+  auto show = [](const char* what, const jwt::Verification& v) {
+    if (v.ok()) {
+      std::printf(
+          "  %-28s -> ok%s  iss=%s is_root=%s\n", what, v.from_cache() ? " (cached)" : "",
+          std::string(v.claims().string("iss").value_or("?")).c_str(),
+          v.claims().boolean("http://example.com/is_root").value_or(false) ? "true" : "false");
+    } else {
+      std::printf("  %-28s -> %s: %s\n", what, std::string(jwt::reason_name(v.reason())).c_str(),
+                  v.message().c_str());
+    }
+  };
+  jwt::Verification first = cache.verify(token, before_exp);
+  show("one second before exp", first);
+  expect(first.ok() && !first.from_cache(), "the RFC example verifies");
+  jwt::Verification again = cache.verify(token, before_exp);
+  show("the same token again", again);
+  expect(again.ok() && again.from_cache(), "a repeated token hits the cache");
+  jwt::Verification late = cache.verify(token, before_exp + 1s);
+  show("at exp", late);
+  expect(late.reason() == jwt::Reason::expired, "expired at exp with no leeway");
+  std::string tampered = token;
+  tampered[tampered.size() - 1] = 'Y';
+  jwt::Verification forged = cache.verify(tampered, before_exp);
+  show("last signature byte changed", forged);
+  expect(forged.reason() == jwt::Reason::bad_signature, "a changed signature is refused");
+}
+
 }  // namespace
 
 int main() {
   std::printf("Portico primitives demo (simulated time; no network)\n");
   route_requests();
+  verify_tokens();
   limit_requests();
   break_circuit();
   balance_load();

@@ -69,10 +69,18 @@ using WallTime = std::chrono::system_clock::time_point;
 // ---------------------------------------------------------------- algorithms
 
 enum class Algorithm : std::uint8_t {
-  hs256, hs384, hs512,
-  rs256, rs384, rs512,
-  ps256, ps384, ps512,
-  es256, es384, es512,
+  hs256,
+  hs384,
+  hs512,
+  rs256,
+  rs384,
+  rs512,
+  ps256,
+  ps384,
+  ps512,
+  es256,
+  es384,
+  es512,
 };
 inline constexpr std::size_t kAlgorithmCount = 12;
 
@@ -86,7 +94,8 @@ class AlgorithmSet {
  public:
   constexpr AlgorithmSet() noexcept = default;
   constexpr AlgorithmSet(std::initializer_list<Algorithm> algs) noexcept {
-    for (Algorithm a : algs) insert(a);
+    for (Algorithm a : algs)
+      insert(a);
   }
   static constexpr AlgorithmSet all() noexcept {
     AlgorithmSet s;
@@ -132,7 +141,7 @@ enum class KeyType : std::uint8_t { rsa, ec, oct };
 
 // Optional binding for a key given outside a JWKS (PEM or raw secret).
 struct KeyOptions {
-  std::string kid;                   // empty: the key has no kid
+  std::string kid;                     // empty: the key has no kid
   std::optional<Algorithm> algorithm;  // set: the key verifies only this alg
 };
 
@@ -251,9 +260,9 @@ class PORTICO_API Claims {
 // A token that passed every check. Shared between the cache and callers.
 struct VerifiedToken {
   Algorithm algorithm;
-  std::string kid;  // of the key that verified it (may be empty)
-  std::optional<double> expires_at;    // "exp", seconds since the epoch
-  std::optional<double> not_before;    // "nbf"
+  std::string kid;                   // of the key that verified it (may be empty)
+  std::optional<double> expires_at;  // "exp", seconds since the epoch
+  std::optional<double> not_before;  // "nbf"
   Claims claims;
 };
 
@@ -263,8 +272,7 @@ class [[nodiscard]] Verification {
  public:
   PORTICO_API static Verification success(std::shared_ptr<const VerifiedToken> token,
                                           bool cached = false);
-  PORTICO_API static Verification failure(Reason reason, std::string message,
-                                          bool cached = false);
+  PORTICO_API static Verification failure(Reason reason, std::string message, bool cached = false);
 
   bool ok() const noexcept { return token_ != nullptr; }
   explicit operator bool() const noexcept { return ok(); }
@@ -309,8 +317,7 @@ class PORTICO_API Verifier {
  public:
   // Checks the options (non-empty allow-list, no empty issuer/audience
   // strings, sane sizes).
-  static Result<Verifier> create(std::shared_ptr<const KeySetHolder> keys,
-                                 VerifierOptions options);
+  static Result<Verifier> create(std::shared_ptr<const KeySetHolder> keys, VerifierOptions options);
 
   Verification verify(std::string_view token, WallTime now) const;
 

@@ -16,7 +16,8 @@ std::string describe(Duration value) {
 
 std::string describe_untrusted(std::string_view text, std::size_t max) {
   std::string out = "'";
-  for (char c : text.substr(0, max)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  for (char c : text.substr(0, max))
+    out += (c >= 0x20 && c < 0x7f) ? c : '?';
   if (text.size() > max) out += "...";
   return out + "'";
 }

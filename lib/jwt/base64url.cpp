@@ -11,8 +11,10 @@ constexpr std::uint8_t kInvalid = 0xff;
 
 constexpr std::array<std::uint8_t, 256> make_table() {
   std::array<std::uint8_t, 256> t{};
-  for (auto& v : t) v = kInvalid;
-  for (std::uint8_t i = 0; i < 64; ++i) t[static_cast<unsigned char>(kAlphabet[i])] = i;
+  for (auto& v : t)
+    v = kInvalid;
+  for (std::uint8_t i = 0; i < 64; ++i)
+    t[static_cast<unsigned char>(kAlphabet[i])] = i;
   return t;
 }
 
@@ -28,7 +30,8 @@ bool base64url_decode(std::string_view in, std::string& out) {
   std::size_t i = 0;
   const auto* s = reinterpret_cast<const unsigned char*>(in.data());
   for (; i + 4 <= in.size(); i += 4) {
-    std::uint32_t a = kTable[s[i]], b = kTable[s[i + 1]], c = kTable[s[i + 2]], d = kTable[s[i + 3]];
+    std::uint32_t a = kTable[s[i]], b = kTable[s[i + 1]], c = kTable[s[i + 2]],
+                  d = kTable[s[i + 3]];
     if ((a | b | c | d) & 0x80) return false;
     std::uint32_t v = a << 18 | b << 12 | c << 6 | d;
     *o++ = static_cast<char>(v >> 16);

@@ -182,18 +182,21 @@ class Parser {
     if (s_[pos_] == '0') {
       ++pos_;
     } else {
-      while (digit()) ++pos_;
+      while (digit())
+        ++pos_;
     }
     if (pos_ < s_.size() && s_[pos_] == '.') {
       ++pos_;
       if (!digit()) return fail("invalid number");
-      while (digit()) ++pos_;
+      while (digit())
+        ++pos_;
     }
     if (pos_ < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
       ++pos_;
       if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) ++pos_;
       if (!digit()) return fail("invalid number");
-      while (digit()) ++pos_;
+      while (digit())
+        ++pos_;
     }
     double v = 0;
     auto [end, ec] = std::from_chars(s_.data() + start, s_.data() + pos_, v);
@@ -385,7 +388,8 @@ const JsonNode* JsonDoc::member(const JsonNode& obj, std::string_view name) cons
 
 const JsonNode& JsonDoc::element(const JsonNode& arr, std::uint32_t index) const noexcept {
   std::uint32_t i = index_of(arr) + 1;
-  for (std::uint32_t e = 0; e < index; ++e) i = nodes_[i].next;
+  for (std::uint32_t e = 0; e < index; ++e)
+    i = nodes_[i].next;
   return nodes_[i];
 }
 

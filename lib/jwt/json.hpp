@@ -22,8 +22,8 @@ enum class JsonType : std::uint8_t { null, boolean, number, string, array, objec
 struct JsonNode {
   JsonType type = JsonType::null;
   bool boolean = false;
-  std::uint32_t count = 0;  // array elements or object members
-  std::uint32_t next = 0;   // index of the node after this value's subtree
+  std::uint32_t count = 0;                       // array elements or object members
+  std::uint32_t next = 0;                        // index of the node after this value's subtree
   std::uint32_t str_offset = 0, str_length = 0;  // strings: into the side buffer
   std::uint32_t raw_offset = 0, raw_length = 0;  // the value's text in the source
   double number = 0;

@@ -61,7 +61,9 @@ bool required_base64url(const picojson::object& o, const char* name, std::string
   return true;
 }
 
-std::string quoted(std::string_view s) { return detail::describe_untrusted(s); }
+std::string quoted(std::string_view s) {
+  return detail::describe_untrusted(s);
+}
 
 bool load_hmac(JwtKey& key, std::string_view secret, std::string& error) {
   if (secret.size() < kMinHmacSecret) {
@@ -251,19 +253,27 @@ Status KeySet::add_hmac_secret(std::string_view secret, KeyOptions options) {
   return {};
 }
 
-std::size_t KeySet::size() const noexcept { return impl_->keys.size(); }
+std::size_t KeySet::size() const noexcept {
+  return impl_->keys.size();
+}
 
 KeyInfo KeySet::key(std::size_t index) const noexcept {
   const JwtKey& k = *impl_->keys[index];
   return {k.kid, k.type, k.algorithm, k.bits()};
 }
 
-std::span<const SkippedKey> KeySet::skipped() const noexcept { return impl_->skipped; }
-std::uint64_t KeySet::id() const noexcept { return impl_->id; }
+std::span<const SkippedKey> KeySet::skipped() const noexcept {
+  return impl_->skipped;
+}
+std::uint64_t KeySet::id() const noexcept {
+  return impl_->id;
+}
 
 // ---------------------------------------------------------------- holder
 
-KeySetHolder::KeySetHolder(KeySet initial) { replace(std::move(initial)); }
+KeySetHolder::KeySetHolder(KeySet initial) {
+  replace(std::move(initial));
+}
 
 std::shared_ptr<const KeySet> KeySetHolder::current() const noexcept {
   return current_.load(std::memory_order_acquire);

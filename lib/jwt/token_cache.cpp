@@ -43,7 +43,8 @@ class Table {
 
   // The live entry for `token`, or nullptr. An entry that has expired or
   // belongs to another key set is dropped on the way.
-  Entry* find(std::string_view token, std::uint64_t hash, std::uint64_t set_id, double now) noexcept {
+  Entry* find(std::string_view token, std::uint64_t hash, std::uint64_t set_id,
+              double now) noexcept {
     Entry* bucket = bucket_of(hash);
     for (std::size_t i = 0; i < kWays; ++i) {
       Entry& e = bucket[i];
@@ -96,7 +97,8 @@ class Table {
 
  private:
   Entry* bucket_of(std::uint64_t hash) noexcept {
-    const auto index = static_cast<std::size_t>((static_cast<unsigned __int128>(hash) * buckets_) >> 64);
+    const auto index =
+        static_cast<std::size_t>((static_cast<unsigned __int128>(hash) * buckets_) >> 64);
     return &entries_[index * kWays];
   }
 
@@ -128,7 +130,8 @@ namespace portico::jwt {
 TokenCache::TokenCache(std::shared_ptr<const Verifier> verifier, TokenCacheOptions options)
     : verifier_(std::move(verifier)),
       options_(options),
-      table_(std::make_unique<detail::TokenCacheTable>(options.capacity, options.negative_capacity)) {}
+      table_(
+          std::make_unique<detail::TokenCacheTable>(options.capacity, options.negative_capacity)) {}
 
 TokenCache::~TokenCache() = default;
 
@@ -164,13 +167,15 @@ Verification TokenCache::verify(std::string_view token, WallTime now) {
   if (v.ok() && table_->positive.enabled()) {
     double expires_at = t + static_cast<double>(options_.ttl.count());
     if (const auto& exp = v.token().expires_at) {
-      expires_at = std::min(expires_at, *exp + static_cast<double>(verifier_->options().leeway.count()));
+      expires_at =
+          std::min(expires_at, *exp + static_cast<double>(verifier_->options().leeway.count()));
     }
-    stats_.evictions += table_->positive.insert(token, hash, set_id, expires_at, t, v.shared_token());
+    stats_.evictions +=
+        table_->positive.insert(token, hash, set_id, expires_at, t, v.shared_token());
   } else if (!v.ok() && detail::cacheable(v.reason()) && table_->negative.enabled()) {
-    stats_.evictions += table_->negative.insert(token, hash, set_id,
-                                                t + static_cast<double>(options_.negative_ttl.count()),
-                                                t, detail::Rejection{v.reason(), v.message()});
+    stats_.evictions += table_->negative.insert(
+        token, hash, set_id, t + static_cast<double>(options_.negative_ttl.count()), t,
+        detail::Rejection{v.reason(), v.message()});
   }
   return v;
 }

@@ -33,7 +33,9 @@ Verification fail(Reason reason, std::string message) {
   return Verification::failure(reason, std::move(message));
 }
 
-std::string quoted(std::string_view s) { return detail::describe_untrusted(s); }
+std::string quoted(std::string_view s) {
+  return detail::describe_untrusted(s);
+}
 
 double seconds_since_epoch(WallTime t) noexcept {
   return std::chrono::duration<double>(t.time_since_epoch()).count();
@@ -176,7 +178,9 @@ std::string_view Claims::json(std::string_view path) const noexcept {
   return n == nullptr ? std::string_view{} : doc_->raw(*n);
 }
 
-std::string_view Claims::json() const noexcept { return payload_; }
+std::string_view Claims::json() const noexcept {
+  return payload_;
+}
 
 // ----------------------------------------------------------- verification
 
@@ -221,9 +225,9 @@ Result<Verifier> Verifier::create(std::shared_ptr<const KeySetHolder> keys,
     }
   }
   if (options.leeway.count() < 0 || options.leeway > std::chrono::hours(24)) {
-    return make_error(ErrorKind::invalid_argument,
-                      "leeway: must be between 0 and 86400 s, got " +
-                          std::to_string(options.leeway.count()) + " s");
+    return make_error(ErrorKind::invalid_argument, "leeway: must be between 0 and 86400 s, got " +
+                                                       std::to_string(options.leeway.count()) +
+                                                       " s");
   }
   if (options.max_token_bytes < 16 || options.max_token_bytes > (1u << 20)) {
     return make_error(ErrorKind::invalid_argument,
@@ -236,8 +240,8 @@ Result<Verifier> Verifier::create(std::shared_ptr<const KeySetHolder> keys,
   return Verifier(std::move(keys), std::move(options));
 }
 
-std::optional<Verification> Verifier::verify_jws(std::string_view token,
-                                                 std::string_view detached, Jws& out) const {
+std::optional<Verification> Verifier::verify_jws(std::string_view token, std::string_view detached,
+                                                 Jws& out) const {
   if (token.size() > options_.max_token_bytes) {
     return fail(Reason::too_large, "token is " + std::to_string(token.size()) +
                                        " bytes; the limit is " +
@@ -297,7 +301,8 @@ std::optional<Verification> Verifier::verify_jws(std::string_view token,
   }
   const std::string_view alg_text = header.string(*alg_node);
   const auto alg = parse_algorithm(alg_text);
-  if (!alg) return fail(Reason::unsupported_alg, "algorithm " + quoted(alg_text) + " is not supported");
+  if (!alg)
+    return fail(Reason::unsupported_alg, "algorithm " + quoted(alg_text) + " is not supported");
   if (!options_.algorithms.contains(*alg)) {
     return fail(Reason::alg_not_allowed,
                 "algorithm " + std::string(algorithm_name(*alg)) + " is not allowed here");
@@ -329,9 +334,9 @@ std::optional<Verification> Verifier::verify_jws(std::string_view token,
       good = key->hmac[static_cast<unsigned>(hash)]->verify(message, signature);
     } else {
       if (!digest) digest = detail::hash(hash, message);
-      good = family == KeyType::ec                 ? key->public_key->verify_ecdsa(*digest, signature)
-             : *alg <= Algorithm::rs512            ? key->public_key->verify_pkcs1(hash, *digest, signature)
-                                                   : key->public_key->verify_pss(hash, *digest, signature);
+      good = family == KeyType::ec      ? key->public_key->verify_ecdsa(*digest, signature)
+             : *alg <= Algorithm::rs512 ? key->public_key->verify_pkcs1(hash, *digest, signature)
+                                        : key->public_key->verify_pss(hash, *digest, signature);
     }
     if (good) {
       out.kid = key->kid;
@@ -343,10 +348,9 @@ std::optional<Verification> Verifier::verify_jws(std::string_view token,
                 kid_node ? "no " + std::string(algorithm_name(*alg)) + " key has kid " + quoted(kid)
                          : "no key fits " + std::string(algorithm_name(*alg)));
   }
-  return fail(Reason::bad_signature,
-              kid_node ? "signature does not verify with key " + quoted(kid)
-                       : "signature does not verify with any of " + std::to_string(tried) +
-                             " candidate key(s)");
+  return fail(Reason::bad_signature, kid_node ? "signature does not verify with key " + quoted(kid)
+                                              : "signature does not verify with any of " +
+                                                    std::to_string(tried) + " candidate key(s)");
 }
 
 Verification Verifier::verify_signature(std::string_view token, std::string* payload,
@@ -360,7 +364,8 @@ Verification Verifier::verify_signature(std::string_view token, std::string* pay
   return Verification::success(std::move(token_info));
 }
 
-std::optional<Reason> Verifier::check_time(const VerifiedToken& token, WallTime now) const noexcept {
+std::optional<Reason> Verifier::check_time(const VerifiedToken& token,
+                                           WallTime now) const noexcept {
   const double t = seconds_since_epoch(now);
   const auto leeway = static_cast<double>(options_.leeway.count());
   // RFC 7519 4.1.4: not accepted on or after exp.
@@ -433,8 +438,9 @@ Verification Verifier::check_claims(Jws& jws, WallTime now) const {
     }
   }
   if (!options_.audiences.empty()) {
-    const bool match = std::any_of(options_.audiences.begin(), options_.audiences.end(),
-                                   [&](const std::string& a) { return contains_string(doc, *aud, a); });
+    const bool match =
+        std::any_of(options_.audiences.begin(), options_.audiences.end(),
+                    [&](const std::string& a) { return contains_string(doc, *aud, a); });
     if (!match) return fail(Reason::bad_audience, "no audience of the token is accepted");
   }
   return Verification::success(std::move(token));

@@ -79,7 +79,8 @@ Digest hash(HashAlg alg, Bytes data) noexcept {
 bool constant_time_equal(Bytes a, Bytes b) noexcept {
   if (a.size() != b.size()) return false;
   unsigned char diff = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  for (std::size_t i = 0; i < a.size(); ++i)
+    diff |= static_cast<unsigned char>(a[i] ^ b[i]);
   // Keep the compiler from turning the loop into an early-exit compare.
   asm volatile("" : "+r"(diff));
   return diff == 0;
@@ -104,9 +105,11 @@ HmacKey::HmacKey(HashAlg alg, Bytes secret) : alg_(alg), state_(std::make_unique
     std::memcpy(key, secret.data(), secret.size());
   }
   unsigned char pad[128];
-  for (std::size_t i = 0; i < block; ++i) pad[i] = key[i] ^ 0x36;
+  for (std::size_t i = 0; i < block; ++i)
+    pad[i] = key[i] ^ 0x36;
   state_->inner.update({pad, block});
-  for (std::size_t i = 0; i < block; ++i) pad[i] = key[i] ^ 0x5c;
+  for (std::size_t i = 0; i < block; ++i)
+    pad[i] = key[i] ^ 0x5c;
   state_->outer.update({pad, block});
   std::memset(key, 0, sizeof key);
   std::memset(pad, 0, sizeof pad);
@@ -199,7 +202,9 @@ class RsaKey final : public PublicKey {
 
   // The verify functions take a non-const context because of the lazily
   // cached values above and the mutex; neither changes the key.
-  mbedtls_rsa_context* mutable_ctx() const noexcept { return const_cast<mbedtls_rsa_context*>(&ctx_); }
+  mbedtls_rsa_context* mutable_ctx() const noexcept {
+    return const_cast<mbedtls_rsa_context*>(&ctx_);
+  }
 
   mbedtls_rsa_context ctx_;
 };
@@ -225,10 +230,12 @@ struct ThreadGroups {
   mbedtls_ecp_group groups[3];
   bool loaded[3] = {false, false, false};
   ThreadGroups() {
-    for (auto& g : groups) mbedtls_ecp_group_init(&g);
+    for (auto& g : groups)
+      mbedtls_ecp_group_init(&g);
   }
   ~ThreadGroups() {
-    for (auto& g : groups) mbedtls_ecp_group_free(&g);
+    for (auto& g : groups)
+      mbedtls_ecp_group_free(&g);
   }
   mbedtls_ecp_group* get(EcCurve c) noexcept {
     auto i = static_cast<std::size_t>(c);
@@ -272,7 +279,9 @@ class EcKey final : public PublicKey {
   }
 
   Type type() const noexcept override { return Type::ec; }
-  std::size_t bits() const noexcept override { return curve_ == EcCurve::p521 ? 521 : 8 * ec_coordinate_size(curve_); }
+  std::size_t bits() const noexcept override {
+    return curve_ == EcCurve::p521 ? 521 : 8 * ec_coordinate_size(curve_);
+  }
   EcCurve curve() const noexcept override { return curve_; }
 
   bool verify_ecdsa(const Digest& digest, Bytes sig) const noexcept override {

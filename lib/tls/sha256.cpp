@@ -25,7 +25,9 @@ constexpr std::uint32_t kRound[64] = {
 constexpr std::uint32_t kInitial[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                        0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
 
-constexpr std::uint32_t rotr(std::uint32_t x, int n) noexcept { return x >> n | x << (32 - n); }
+constexpr std::uint32_t rotr(std::uint32_t x, int n) noexcept {
+  return x >> n | x << (32 - n);
+}
 
 std::uint32_t load_be32(const unsigned char* p) noexcept {
   return std::uint32_t{p[0]} << 24 | std::uint32_t{p[1]} << 16 | std::uint32_t{p[2]} << 8 | p[3];
@@ -44,8 +46,8 @@ __attribute__((target("sha,sse4.1"))) inline void four_rounds(__m128i& abef, __m
 }
 
 __attribute__((target("sha,sse4.1"))) void compress_sha_ni(std::uint32_t state[8],
-                                                            const unsigned char* blocks,
-                                                            std::size_t count) noexcept {
+                                                           const unsigned char* blocks,
+                                                           std::size_t count) noexcept {
   const __m128i byte_swap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
   // The instructions want the state as ABEF and CDGH.
   __m128i dcba = _mm_loadu_si128(reinterpret_cast<const __m128i*>(state));
@@ -112,7 +114,8 @@ void sha256_compress_portable(std::uint32_t state[8], const unsigned char* block
                               std::size_t count) noexcept {
   for (; count > 0; --count, blocks += 64) {
     std::uint32_t w[64];
-    for (int t = 0; t < 16; ++t) w[t] = load_be32(blocks + 4 * t);
+    for (int t = 0; t < 16; ++t)
+      w[t] = load_be32(blocks + 4 * t);
     for (int t = 16; t < 64; ++t) {
       const std::uint32_t s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3);
       const std::uint32_t s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10);
@@ -177,7 +180,8 @@ void Sha256::finish(unsigned char out[kDigestSize]) noexcept {
     buffered_ = 0;
   }
   std::memset(buffer_ + buffered_, 0, kBlockSize - 8 - buffered_);
-  for (int i = 0; i < 8; ++i) buffer_[kBlockSize - 1 - i] = static_cast<unsigned char>(bits >> (8 * i));
+  for (int i = 0; i < 8; ++i)
+    buffer_[kBlockSize - 1 - i] = static_cast<unsigned char>(bits >> (8 * i));
   compress_(state_, buffer_, 1);
   for (int i = 0; i < 8; ++i) {
     out[4 * i] = static_cast<unsigned char>(state_[i] >> 24);

@@ -69,7 +69,8 @@ TEST_CASE("SHA-256: agrees with mbedTLS at every length up to 5 blocks, in any c
   for (std::size_t len = 0; len <= 320; ++len) {
     const std::string want = mbedtls_sha256_hex(data);
     for (auto fn : block_functions()) {
-      for (std::size_t chunk : {std::size_t{1}, std::size_t{7}, std::size_t{64}, std::size_t{1000}}) {
+      for (std::size_t chunk :
+           {std::size_t{1}, std::size_t{7}, std::size_t{64}, std::size_t{1000}}) {
         CAPTURE(len);
         CAPTURE(chunk);
         REQUIRE(sha256_hex(fn, data, chunk) == want);
@@ -85,13 +86,14 @@ TEST_CASE("HMAC: RFC 4231 test case 2 and a key longer than the block") {
     HashAlg alg;
     const char* mac;
   };
-  for (Row row : {Row{HashAlg::sha256, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
-                  Row{HashAlg::sha384,
-                      "af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec3736322445e8e2240ca5e6"
-                      "9e2c78b3239ecfab21649"},
-                  Row{HashAlg::sha512,
-                      "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea2505549758bf75c05"
-                      "a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737"}}) {
+  for (Row row :
+       {Row{HashAlg::sha256, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
+        Row{HashAlg::sha384,
+            "af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec3736322445e8e2240ca5e6"
+            "9e2c78b3239ecfab21649"},
+        Row{HashAlg::sha512,
+            "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea2505549758bf75c05"
+            "a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737"}}) {
     HmacKey key(row.alg, as_bytes("Jefe"));
     Digest d = key.mac(as_bytes(msg));
     CHECK(hex(d.bytes, d.size) == row.mac);

@@ -139,25 +139,25 @@ TEST_CASE("JSON reader: refuses what a security-sensitive reader must") {
       "{\"a\":1,}",
       "[1,]",
       "{\"a\":1}x",
-      "{\"a\":1,\"a\":2}",            // duplicate member
-      "{\"a\":{\"b\":1,\"b\":1}}",    // duplicate, nested
+      "{\"a\":1,\"a\":2}",          // duplicate member
+      "{\"a\":{\"b\":1,\"b\":1}}",  // duplicate, nested
       "{'a':1}",
       "{\"a\":01}",
       "{\"a\":1.}",
       "{\"a\":.5}",
       "{\"a\":-}",
       "{\"a\":1e}",
-      "{\"a\":1e999}",                // overflows a double
+      "{\"a\":1e999}",  // overflows a double
       "{\"a\":tru}",
-      "{\"a\":\"\x01\"}",             // control character
-      "{\"a\":\"\\x\"}",              // unknown escape
-      "{\"a\":\"\\ud800\"}",          // unpaired high surrogate
-      "{\"a\":\"\\udc00\"}",          // lone low surrogate
-      "{\"a\":\"\\ud800\\u0041\"}",   // high surrogate + non-surrogate
-      "{\"a\":\"\xc0\xaf\"}",         // overlong
-      "{\"a\":\"\xed\xa0\x80\"}",     // UTF-8 surrogate
-      "{\"a\":\"\xf4\x90\x80\x80\"}", // above U+10FFFF
-      "{\"a\":\"\xe2\x82\"}",         // truncated sequence
+      "{\"a\":\"\x01\"}",              // control character
+      "{\"a\":\"\\x\"}",               // unknown escape
+      "{\"a\":\"\\ud800\"}",           // unpaired high surrogate
+      "{\"a\":\"\\udc00\"}",           // lone low surrogate
+      "{\"a\":\"\\ud800\\u0041\"}",    // high surrogate + non-surrogate
+      "{\"a\":\"\xc0\xaf\"}",          // overlong
+      "{\"a\":\"\xed\xa0\x80\"}",      // UTF-8 surrogate
+      "{\"a\":\"\xf4\x90\x80\x80\"}",  // above U+10FFFF
+      "{\"a\":\"\xe2\x82\"}",          // truncated sequence
       "{\"a\":\"abc",
   };
   for (const char* text : bad) {
@@ -181,7 +181,8 @@ TEST_CASE("JSON reader: nesting is bounded, not recursive without limit") {
 
 TEST_CASE("JSON reader: many members, duplicates found among them") {
   std::string text = "{";
-  for (int i = 0; i < 2000; ++i) text += "\"m" + std::to_string(i) + "\":" + std::to_string(i) + ",";
+  for (int i = 0; i < 2000; ++i)
+    text += "\"m" + std::to_string(i) + "\":" + std::to_string(i) + ",";
   JsonDoc doc;
   std::string error;
   CHECK(doc.parse(text + "\"last\":0}", error));
@@ -257,23 +258,31 @@ TEST_CASE("claims: NumericDate may be fractional; iat must be a number") {
 TEST_CASE("key set: unusable JWKs are skipped with a reason, the rest load") {
   const std::string secret_b64 = b64(kSecret);
   const std::string jwks = R"({"keys":[
-    {"kty":"oct","kid":"good","k":")" + secret_b64 + R"("},
-    {"kty":"oct","kid":"enc","use":"enc","k":")" + secret_b64 + R"("},
-    {"kty":"oct","kid":"ops","key_ops":["sign"],"k":")" + secret_b64 + R"("},
+    {"kty":"oct","kid":"good","k":")" +
+                           secret_b64 + R"("},
+    {"kty":"oct","kid":"enc","use":"enc","k":")" +
+                           secret_b64 + R"("},
+    {"kty":"oct","kid":"ops","key_ops":["sign"],"k":")" +
+                           secret_b64 + R"("},
     {"kty":"oct","kid":"short","k":"c2hvcnQ"},
-    {"kty":"oct","kid":"padded","k":")" + secret_b64 + R"(="},
+    {"kty":"oct","kid":"padded","k":")" +
+                           secret_b64 + R"(="},
     {"kty":"OKP","kid":"ed","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
     {"kty":"EC","kid":"curve","crv":"secp256k1","x":"AA","y":"AA"},
     {"kty":"EC","kid":"short-x","crv":"P-256","x":"AQ","y":"AQ"},
     {"kty":"EC","kid":"off-curve","crv":"P-256",
      "x":"Nta5HCasndJucOLh3plXPX14vW1KysCX4XawKPlzQIU","y":"GhQ5VDH7-KySXkfCxYXQwbqWZeKi32dPLkXLTgnhDLg"},
-    {"kty":"RSA","kid":"weak","n":")" + b64(std::string(128, '\xc5')) + R"(","e":"AQAB"},
+    {"kty":"RSA","kid":"weak","n":")" +
+                           b64(std::string(128, '\xc5')) + R"(","e":"AQAB"},
     {"kty":"RSA","kid":"no-e","n":"AQAB"},
-    {"kty":"oct","kid":"alg-mismatch","alg":"RS256","k":")" + secret_b64 + R"("},
-    {"kty":"oct","kid":"alg-unknown","alg":"HS1024","k":")" + secret_b64 + R"("},
+    {"kty":"oct","kid":"alg-mismatch","alg":"RS256","k":")" +
+                           secret_b64 + R"("},
+    {"kty":"oct","kid":"alg-unknown","alg":"HS1024","k":")" +
+                           secret_b64 + R"("},
     {"kid":"no-kty"},
     "not an object",
-    {"kty":"oct","kid":7,"k":")" + secret_b64 + R"("}
+    {"kty":"oct","kid":7,"k":")" +
+                           secret_b64 + R"("}
   ]})";
   auto set = KeySet::from_jwks(jwks);
   REQUIRE(set);
@@ -313,7 +322,8 @@ TEST_CASE("key set: documents that are not a JWKS are errors") {
     CHECK_FALSE(set);
   }
   auto many = std::string(R"({"keys":[)");
-  for (int i = 0; i < 300; ++i) many += std::string(i ? "," : "") + R"({"kty":"oct","k":")" + b64(kSecret) + "\"}";
+  for (int i = 0; i < 300; ++i)
+    many += std::string(i ? "," : "") + R"({"kty":"oct","k":")" + b64(kSecret) + "\"}";
   auto set = KeySet::from_jwks(many + "]}");
   REQUIRE(set);
   CHECK(set->size() == 256);
@@ -457,9 +467,9 @@ TEST_CASE("a token over the size limit is refused before it is decoded") {
 TEST_CASE("a header with enc or crit, or a kid of the wrong type, is malformed") {
   auto verifier = make_verifier(secret_holder());
   const std::string payload = claims_json();
-  for (const char* header : {R"({"alg":"HS256","enc":"A128GCM"})",
-                             R"({"alg":"HS256","crit":["exp"],"exp":1})",
-                             R"({"alg":"HS256","kid":7})", R"({"alg":"HS256","alg":"none"})"}) {
+  for (const char* header :
+       {R"({"alg":"HS256","enc":"A128GCM"})", R"({"alg":"HS256","crit":["exp"],"exp":1})",
+        R"({"alg":"HS256","kid":7})", R"({"alg":"HS256","alg":"none"})"}) {
     CAPTURE(header);
     CHECK(verifier->verify(sign_hmac(header, payload), at(kNow)).reason() == Reason::malformed);
   }
@@ -556,7 +566,8 @@ TEST_CASE("cache: rejections are cached briefly, except those time can undo") {
   CHECK_FALSE(cache.verify(bad, at(kNow + 6)).from_cache());
 
   // Not yet valid now, valid later: never cached as a rejection.
-  const std::string early = hs256(claims_json(kNow + 3600, ",\"nbf\":" + std::to_string(kNow + 100)));
+  const std::string early =
+      hs256(claims_json(kNow + 3600, ",\"nbf\":" + std::to_string(kNow + 100)));
   CHECK(cache.verify(early, at(kNow)).reason() == Reason::not_yet_valid);
   CHECK_FALSE(cache.verify(early, at(kNow)).from_cache());
   CHECK(cache.verify(early, at(kNow + 100)).ok());
@@ -574,7 +585,8 @@ TEST_CASE("cache: bounded; the oldest entries make room") {
   }
   CHECK(cache.stats().evictions >= 184);
   int hits = 0;
-  for (const auto& t : tokens) hits += cache.verify(t, at(kNow)).from_cache();
+  for (const auto& t : tokens)
+    hits += cache.verify(t, at(kNow)).from_cache();
   CHECK(hits <= 16);
   cache.clear();
   CHECK_FALSE(cache.verify(tokens.back(), at(kNow)).from_cache());

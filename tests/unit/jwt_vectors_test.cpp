@@ -32,12 +32,14 @@ const picojson::value& vectors() {
 }
 
 WallTime at(double seconds) {
-  return WallTime(std::chrono::duration_cast<WallTime::duration>(std::chrono::duration<double>(seconds)));
+  return WallTime(
+      std::chrono::duration_cast<WallTime::duration>(std::chrono::duration<double>(seconds)));
 }
 
 std::vector<std::string> string_list(const picojson::value& v) {
   std::vector<std::string> out;
-  for (const auto& e : v.get<picojson::array>()) out.push_back(e.get<std::string>());
+  for (const auto& e : v.get<picojson::array>())
+    out.push_back(e.get<std::string>());
   return out;
 }
 
@@ -141,9 +143,9 @@ TEST_CASE("generated vectors: PEM keys verify the same tokens as their JWKs") {
     const char* key;
     const char* valid_case;
   };
-  for (Row row : {Row{"rsa-1", "valid_RS256"}, Row{"rsa-1", "valid_PS512"},
-                  Row{"ec-p256", "valid_ES256"}, Row{"ec-p384", "valid_ES384"},
-                  Row{"ec-p521", "valid_ES512"}}) {
+  for (Row row :
+       {Row{"rsa-1", "valid_RS256"}, Row{"rsa-1", "valid_PS512"}, Row{"ec-p256", "valid_ES256"},
+        Row{"ec-p384", "valid_ES384"}, Row{"ec-p521", "valid_ES512"}}) {
     CAPTURE(row.valid_case);
     KeySet set;
     REQUIRE(set.add_pem(doc.get("pem").get(row.key).get<std::string>(), {row.key, {}}));
