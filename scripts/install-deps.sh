@@ -9,6 +9,7 @@ packages=(
   node-llhttp    # llhttp's generated C sources, compiled by subprojects/llhttp
   clang-format   # the formatting check in CI
   clang libclang-rt-14-dev  # the fuzz targets in CI: clang's libFuzzer and sanitizer runtimes
+  python3-jwt python3-cryptography  # the PyJWT peer of bench/jwt_bench
 )
 
 missing=()

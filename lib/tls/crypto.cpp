@@ -195,9 +195,11 @@ class RsaKey final : public PublicKey {
   // mbedTLS computes R^2 mod N on the first public operation and caches it
   // in the context; doing one here means verifications only read it.
   void warm_up() {
-    std::vector<unsigned char> in(mbedtls_rsa_get_len(&ctx_), 0), out(in.size());
-    in.back() = 2;
-    (void)mbedtls_rsa_public(&ctx_, in.data(), out.data());
+    unsigned char in[1024] = {}, out[1024];  // up to 8192-bit moduli
+    const std::size_t len = mbedtls_rsa_get_len(&ctx_);
+    if (len == 0 || len > sizeof in) return;
+    in[len - 1] = 2;
+    (void)mbedtls_rsa_public(&ctx_, in, out);
   }
 
   // The verify functions take a non-const context because of the lazily
@@ -252,10 +254,41 @@ mbedtls_ecp_group* thread_group(EcCurve c) noexcept {
   return groups.get(c);
 }
 
+// mbedTLS values with their init/free pairs tied to scope.
+struct Mpi {
+  mbedtls_mpi v;
+  Mpi() noexcept { mbedtls_mpi_init(&v); }
+  ~Mpi() { mbedtls_mpi_free(&v); }
+  Mpi(const Mpi&) = delete;
+  Mpi& operator=(const Mpi&) = delete;
+};
+
+struct Point {
+  mbedtls_ecp_point v;
+  Point() noexcept { mbedtls_ecp_point_init(&v); }
+  ~Point() { mbedtls_ecp_point_free(&v); }
+  Point(const Point&) = delete;
+  Point& operator=(const Point&) = delete;
+};
+
+// ECDSA verification (SEC 1 section 4.1.4) as u1*G + u2*Q, where both
+// multiplications use mbedTLS's fixed-point comb tables: G's table lives in
+// the per-thread group, and Q's in a group of the key's own whose
+// "generator" is Q, built once when the key is loaded. mbedtls_ecdsa_verify
+// multiplies Q without a table on every call; the table halves the cost.
 class EcKey final : public PublicKey {
  public:
-  explicit EcKey(EcCurve curve) : curve_(curve) { mbedtls_ecp_point_init(&q_); }
-  ~EcKey() override { mbedtls_ecp_point_free(&q_); }
+  explicit EcKey(EcCurve curve) : curve_(curve) {
+    mbedtls_ecp_point_init(&q_);
+    mbedtls_ecp_group_init(&q_group_);
+  }
+  ~EcKey() override {
+    mbedtls_ecp_point_free(&q_);
+    // A group loaded from mbedTLS's built-in curves does not own its base
+    // point (group_free leaves it alone), so the Q put there is freed here.
+    if (q_in_group_) mbedtls_ecp_point_free(&q_group_.G);
+    mbedtls_ecp_group_free(&q_group_);
+  }
   EcKey(const EcKey&) = delete;
   EcKey& operator=(const EcKey&) = delete;
 
@@ -275,6 +308,7 @@ class EcKey final : public PublicKey {
       error = "EC point is not on the curve";
       return false;
     }
+    build_q_table();
     return true;
   }
 
@@ -289,20 +323,76 @@ class EcKey final : public PublicKey {
     if (sig.size() != 2 * size) return false;
     mbedtls_ecp_group* grp = thread_group(curve_);
     if (grp == nullptr) return false;
-    mbedtls_mpi r, s;
-    mbedtls_mpi_init(&r);
-    mbedtls_mpi_init(&s);
-    bool ok = mbedtls_mpi_read_binary(&r, sig.data(), size) == 0 &&
-              mbedtls_mpi_read_binary(&s, sig.data() + size, size) == 0 &&
-              mbedtls_ecdsa_verify(grp, digest.bytes, digest.size, &q_, &r, &s) == 0;
-    mbedtls_mpi_free(&r);
-    mbedtls_mpi_free(&s);
-    return ok;
+    Mpi r, s;
+    if (mbedtls_mpi_read_binary(&r.v, sig.data(), size) != 0 ||
+        mbedtls_mpi_read_binary(&s.v, sig.data() + size, size) != 0) {
+      return false;
+    }
+    if (!q_table_)
+      return mbedtls_ecdsa_verify(grp, digest.bytes, digest.size, &q_, &r.v, &s.v) == 0;
+    return verify_with_tables(*grp, digest, r.v, s.v);
   }
 
  private:
+  void build_q_table() {
+    // One multiplication by 1 makes mbedTLS compute and keep Q's comb table
+    // in q_group_; verifications then only read it, from any thread.
+    Mpi one;
+    Point out;
+    if (mbedtls_ecp_group_load(&q_group_, group_id(curve_)) != 0) return;
+    // The loaded base point's numbers are read-only static data: replace
+    // the point rather than copy into it.
+    mbedtls_ecp_point_init(&q_group_.G);
+    q_in_group_ = true;
+    q_table_ = mbedtls_ecp_copy(&q_group_.G, &q_) == 0 && mbedtls_mpi_lset(&one.v, 1) == 0 &&
+               mbedtls_ecp_mul(&q_group_, &out.v, &one.v, &q_group_.G, nullptr, nullptr) == 0 &&
+               q_group_.T != nullptr;
+  }
+
+  bool verify_with_tables(mbedtls_ecp_group& grp, const Digest& digest, const mbedtls_mpi& r,
+                          const mbedtls_mpi& s) const noexcept {
+    const mbedtls_mpi& n = grp.N;
+    // 1 <= r, s < n
+    if (mbedtls_mpi_cmp_int(&r, 1) < 0 || mbedtls_mpi_cmp_mpi(&r, &n) >= 0 ||
+        mbedtls_mpi_cmp_int(&s, 1) < 0 || mbedtls_mpi_cmp_mpi(&s, &n) >= 0) {
+      return false;
+    }
+    Mpi e, s_inv, u1, u2, one, v;
+    Point r1, r2, sum;
+    // e: the leftmost bits of the hash, as many as n has.
+    const std::size_t n_bytes = (grp.nbits + 7) / 8;
+    const std::size_t used = digest.size < n_bytes ? digest.size : n_bytes;
+    if (mbedtls_mpi_read_binary(&e.v, digest.bytes, used) != 0 ||
+        (used * 8 > grp.nbits && mbedtls_mpi_shift_r(&e.v, used * 8 - grp.nbits) != 0) ||
+        mbedtls_mpi_mod_mpi(&e.v, &e.v, &n) != 0 || mbedtls_mpi_inv_mod(&s_inv.v, &s, &n) != 0 ||
+        mbedtls_mpi_mul_mpi(&u1.v, &e.v, &s_inv.v) != 0 ||
+        mbedtls_mpi_mod_mpi(&u1.v, &u1.v, &n) != 0 ||
+        mbedtls_mpi_mul_mpi(&u2.v, &r, &s_inv.v) != 0 ||
+        mbedtls_mpi_mod_mpi(&u2.v, &u2.v, &n) != 0 || mbedtls_mpi_lset(&one.v, 1) != 0) {
+      return false;
+    }
+    // mbedtls_ecp_mul refuses a zero scalar; u1 = 0 needs a hash that is a
+    // multiple of n, so let the library's own routine judge that case.
+    if (mbedtls_mpi_cmp_int(&u1.v, 0) == 0) {
+      return mbedtls_ecdsa_verify(&grp, digest.bytes, digest.size, &q_, &r, &s) == 0;
+    }
+    // q_group_ is only read here: its table was built at load time.
+    auto* q_group = const_cast<mbedtls_ecp_group*>(&q_group_);
+    if (mbedtls_ecp_mul(&grp, &r1.v, &u1.v, &grp.G, nullptr, nullptr) != 0 ||
+        mbedtls_ecp_mul(q_group, &r2.v, &u2.v, &q_group->G, nullptr, nullptr) != 0 ||
+        mbedtls_ecp_muladd(&grp, &sum.v, &one.v, &r1.v, &one.v, &r2.v) != 0 ||
+        mbedtls_ecp_is_zero(&sum.v) != 0) {
+      return false;
+    }
+    // Valid when x(R) mod n == r.
+    return mbedtls_mpi_mod_mpi(&v.v, &sum.v.X, &n) == 0 && mbedtls_mpi_cmp_mpi(&v.v, &r) == 0;
+  }
+
   EcCurve curve_;
   mbedtls_ecp_point q_;
+  mbedtls_ecp_group q_group_;  // the curve, with Q as its base point
+  bool q_in_group_ = false;
+  bool q_table_ = false;
 };
 
 bool curve_of(mbedtls_ecp_group_id id, EcCurve& out) noexcept {

@@ -2,6 +2,7 @@
 // block functions) against published vectors and against mbedTLS on every
 // length that exercises block boundaries, and HMAC against RFC 4231.
 #include <doctest/doctest.h>
+#include <mbedtls/ecdsa.h>
 #include <mbedtls/sha256.h>
 
 #include <random>
@@ -112,4 +113,81 @@ TEST_CASE("constant-time compare: equal, different, different lengths") {
   CHECK_FALSE(constant_time_equal(as_bytes("abc"), as_bytes("abd")));
   CHECK_FALSE(constant_time_equal(as_bytes("abc"), as_bytes("ab")));
   CHECK(constant_time_equal(as_bytes(""), as_bytes("")));
+}
+
+namespace {
+
+// A deterministic generator for test keys and signature nonces.
+int test_random(void* state, unsigned char* out, std::size_t len) {
+  auto& rng = *static_cast<std::mt19937_64*>(state);
+  for (std::size_t i = 0; i < len; ++i)
+    out[i] = static_cast<unsigned char>(rng());
+  return 0;
+}
+
+std::vector<unsigned char> to_bytes(const mbedtls_mpi& x, std::size_t size) {
+  std::vector<unsigned char> out(size);
+  REQUIRE(mbedtls_mpi_write_binary(&x, out.data(), size) == 0);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("ECDSA: the table-driven verification agrees with mbedtls_ecdsa_verify") {
+  std::mt19937_64 rng(11);
+  struct Curve {
+    EcCurve curve;
+    mbedtls_ecp_group_id id;
+    HashAlg hash;
+  };
+  for (Curve c : {Curve{EcCurve::p256, MBEDTLS_ECP_DP_SECP256R1, HashAlg::sha256},
+                  Curve{EcCurve::p384, MBEDTLS_ECP_DP_SECP384R1, HashAlg::sha384},
+                  Curve{EcCurve::p521, MBEDTLS_ECP_DP_SECP521R1, HashAlg::sha512}}) {
+    const std::size_t size = ec_coordinate_size(c.curve);
+    mbedtls_ecp_keypair kp;
+    mbedtls_ecp_keypair_init(&kp);
+    REQUIRE(mbedtls_ecp_gen_key(c.id, &kp, test_random, &rng) == 0);
+    std::string error;
+    auto x = to_bytes(kp.Q.X, size), y = to_bytes(kp.Q.Y, size);
+    auto key = PublicKey::ec(c.curve, {x.data(), x.size()}, {y.data(), y.size()}, error);
+    REQUIRE_MESSAGE(key, error);
+
+    for (int round = 0; round < 8; ++round) {
+      CAPTURE(round);
+      Digest digest = hash(c.hash, as_bytes(std::to_string(round)));
+      mbedtls_mpi r, s;
+      mbedtls_mpi_init(&r);
+      mbedtls_mpi_init(&s);
+      REQUIRE(mbedtls_ecdsa_sign(&kp.grp, &r, &s, &kp.d, digest.bytes, digest.size, test_random,
+                                 &rng) == 0);
+      // Variants: the valid signature, then r or s off by one, out of range,
+      // or a different message. Both verifiers must give the same answer.
+      for (int variant = 0; variant < 7; ++variant) {
+        CAPTURE(variant);
+        mbedtls_mpi rv, sv;
+        mbedtls_mpi_init(&rv);
+        mbedtls_mpi_init(&sv);
+        mbedtls_mpi_copy(&rv, &r);
+        mbedtls_mpi_copy(&sv, &s);
+        Digest d = digest;
+        if (variant == 1) mbedtls_mpi_add_int(&rv, &rv, 1);
+        if (variant == 2) mbedtls_mpi_add_int(&sv, &sv, 1);
+        if (variant == 3) mbedtls_mpi_lset(&rv, 0);
+        if (variant == 4) mbedtls_mpi_copy(&sv, &kp.grp.N);
+        if (variant == 5) d.bytes[0] ^= 0x80;
+        if (variant == 6) mbedtls_mpi_sub_mpi(&sv, &kp.grp.N, &sv);  // (r, n-s) is also valid
+        std::vector<unsigned char> sig = to_bytes(rv, size);
+        auto sb = to_bytes(sv, size);
+        sig.insert(sig.end(), sb.begin(), sb.end());
+        const bool reference = mbedtls_ecdsa_verify(&kp.grp, d.bytes, d.size, &kp.Q, &rv, &sv) == 0;
+        CHECK(key->verify_ecdsa(d, {sig.data(), sig.size()}) == reference);
+        if (variant == 0 || variant == 6) CHECK(reference);
+        mbedtls_mpi_free(&rv);
+        mbedtls_mpi_free(&sv);
+      }
+      mbedtls_mpi_free(&r);
+      mbedtls_mpi_free(&s);
+    }
+    mbedtls_ecp_keypair_free(&kp);
+  }
 }
