@@ -128,6 +128,8 @@ class Parser {
   bool unique_names(std::uint32_t self) {
     const JsonNode& obj = nodes_[self];
     if (obj.count < 2) return true;
+    // Reused per thread: sorting names must not cost an allocation per token.
+    thread_local std::vector<std::string_view> names_;
     names_.clear();
     std::uint32_t i = self + 1;
     for (std::uint32_t m = 0; m < obj.count; ++m) {
@@ -355,7 +357,6 @@ class Parser {
   std::string& strings_;
   std::vector<JsonNode>& nodes_;
   std::string& error_;
-  std::vector<std::string_view> names_;
 };
 
 }  // namespace
