@@ -8,6 +8,7 @@
 
 #include "../common/describe.hpp"
 #include "base64url.hpp"
+#include "json.hpp"
 #include "key.hpp"
 
 namespace portico::detail {
@@ -174,13 +175,19 @@ std::unique_ptr<JwtKey> load_jwk(const picojson::value& v, std::string& kid, std
   return key;
 }
 
+// The document must pass the strict reader used for tokens first (no
+// duplicate names, no trailing text, valid UTF-8, bounded depth): picojson
+// alone would take the last of two "keys" and ignore what follows the value.
 Result<picojson::value> parse_json(std::string_view json) {
-  picojson::value v;
   std::string err;
+  detail::JsonDoc strict;
+  if (!strict.parse(json, err)) {
+    return make_error(ErrorKind::malformed, "JWKS is not valid JSON: " + err);
+  }
+  picojson::value v;
   try {
     err = picojson::parse(v, std::string(json));
   } catch (const std::exception&) {
-    // picojson throws on numbers that overflow a double.
     err = "number out of range";
   }
   if (!err.empty()) return make_error(ErrorKind::malformed, "JWKS is not valid JSON: " + err);

@@ -41,10 +41,13 @@ double seconds_since_epoch(WallTime t) noexcept {
   return std::chrono::duration<double>(t.time_since_epoch()).count();
 }
 
+// A NumericDate for a message: whole seconds as an integer, anything else
+// (fractions, values far outside the int64 range) in %g form.
 std::string describe_seconds(double t) {
-  return t == static_cast<double>(static_cast<std::int64_t>(t))
-             ? std::to_string(static_cast<std::int64_t>(t))
-             : detail::describe(t);
+  if (t >= -0x1p62 && t <= 0x1p62 && t == static_cast<double>(static_cast<std::int64_t>(t))) {
+    return std::to_string(static_cast<std::int64_t>(t));
+  }
+  return detail::describe(t);
 }
 
 // Buffers for the parts of a token that do not outlive verification, kept

@@ -184,8 +184,14 @@ class RsaKey final : public PublicKey {
       error = "RSA public key fails validation";
       return false;
     }
-    if (bits() < min_rsa_bits) {
-      error = "RSA modulus has " + std::to_string(bits()) + " bits; at least 2048 are required";
+    if (bits() < min_rsa_bits || bits() > max_rsa_bits) {
+      error = "RSA modulus has " + std::to_string(bits()) + " bits; 2048 to 8192 are accepted";
+      return false;
+    }
+    // A verification costs in proportion to the exponent's length: a huge
+    // one would make every check against this key a denial of service.
+    if (mbedtls_mpi_bitlen(&ctx_.E) > max_rsa_exponent_bits) {
+      error = "RSA public exponent is longer than 32 bits";
       return false;
     }
     warm_up();

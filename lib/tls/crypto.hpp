@@ -97,7 +97,10 @@ class PublicKey {
   virtual bool verify_ecdsa(const Digest&, Bytes) const noexcept { return false; }
 };
 
-// The smallest RSA modulus accepted (RFC 7518 section 3.3).
+// The RSA moduli accepted: at least 2048 bits (RFC 7518 section 3.3), at
+// most 8192; public exponents of at most 32 bits (65537 in practice).
 inline constexpr std::size_t min_rsa_bits = 2048;
+inline constexpr std::size_t max_rsa_bits = 8192;
+inline constexpr std::size_t max_rsa_exponent_bits = 32;
 
 }  // namespace portico::detail

@@ -240,6 +240,17 @@ TEST_CASE("claims: a short payload survives being moved (small-string storage)")
   CHECK(moved.json("a") == "\"b\"");
 }
 
+TEST_CASE("claims: NumericDates far outside the int64 range are judged, not converted") {
+  auto verifier = make_verifier(secret_holder());
+  const std::string base = R"({"iss":"https://idp.example.com","sub":"u","aud":"portico",)";
+  Verification past = verifier->verify(hs256(base + R"("exp":-1e300})"), at(kNow));
+  CHECK(past.reason() == Reason::expired);
+  CHECK(past.message().find("-1e+300") != std::string::npos);
+  Verification future = verifier->verify(hs256(base + R"("exp":1e300,"nbf":1.7e99})"), at(kNow));
+  CHECK(future.reason() == Reason::not_yet_valid);
+  CHECK(verifier->verify(hs256(base + R"("exp":1e300})"), at(kNow)).ok());
+}
+
 TEST_CASE("claims: NumericDate may be fractional; iat must be a number") {
   auto verifier = make_verifier(secret_holder());
   auto token =
@@ -315,8 +326,21 @@ TEST_CASE("key set: unusable JWKs are skipped with a reason, the rest load") {
   CHECK(skipped[0].kid == "enc");
 }
 
+TEST_CASE("key set: RSA keys too costly to verify with are refused") {
+  const std::string n2048 = b64(std::string(256, '\xc5'));
+  KeySet set;
+  auto big_e = set.add_jwk(R"({"kty":"RSA","n":")" + n2048 + R"(","e":")" +
+                           b64(std::string("\x01\x00\x00\x00\x01", 5)) + "\"}");
+  REQUIRE_FALSE(big_e);
+  CHECK(big_e.error().message.find("exponent") != std::string::npos);
+  CHECK_FALSE(set.add_jwk(R"({"kty":"RSA","n":")" + b64(std::string(1100, '\xc5')) +
+                          R"(","e":"AQAB"})"));
+  CHECK(set.add_jwk(R"({"kty":"RSA","n":")" + n2048 + R"(","e":"AQAB"})"));
+}
+
 TEST_CASE("key set: documents that are not a JWKS are errors") {
-  for (const char* bad : {"", "[]", "{}", R"({"keys":{}})", "{\"keys\":[1e999]}", "{\"keys\":["}) {
+  for (const char* bad : {"", "[]", "{}", R"({"keys":{}})", "{\"keys\":[1e999]}", "{\"keys\":[",
+                          R"({"keys":[]} trailing)", R"({"keys":[],"keys":[]})"}) {
     CAPTURE(bad);
     auto set = KeySet::from_jwks(bad);
     CHECK_FALSE(set);
