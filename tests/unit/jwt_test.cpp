@@ -333,8 +333,8 @@ TEST_CASE("key set: RSA keys too costly to verify with are refused") {
                            b64(std::string("\x01\x00\x00\x00\x01", 5)) + "\"}");
   REQUIRE_FALSE(big_e);
   CHECK(big_e.error().message.find("exponent") != std::string::npos);
-  CHECK_FALSE(set.add_jwk(R"({"kty":"RSA","n":")" + b64(std::string(1100, '\xc5')) +
-                          R"(","e":"AQAB"})"));
+  CHECK_FALSE(
+      set.add_jwk(R"({"kty":"RSA","n":")" + b64(std::string(1100, '\xc5')) + R"(","e":"AQAB"})"));
   CHECK(set.add_jwk(R"({"kty":"RSA","n":")" + n2048 + R"(","e":"AQAB"})"));
 }
 
