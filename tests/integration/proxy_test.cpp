@@ -1,0 +1,396 @@
+// The server and proxy over real loopback sockets: a Portico gateway on its
+// own loop thread, scripted upstreams, raw bytes from the client side.
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <optional>
+
+#include "gateway.hpp"
+#include "net.hpp"
+
+using namespace portico;
+using namespace portico::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct IgnoreSigpipe {
+  IgnoreSigpipe() { std::signal(SIGPIPE, SIG_IGN); }
+} ignore_sigpipe;
+
+std::string ok_response(std::string_view body, std::string_view extra = "") {
+  return "HTTP/1.1 200 OK\r\ncontent-length: " + std::to_string(body.size()) + "\r\n" +
+         std::string(extra) + "\r\n" + std::string(body);
+}
+
+// A route to an in-process handler or (given a string) to a cluster.
+proxy::RouteOptions route_to(std::string path, std::variant<proxy::Handler, std::string> target) {
+  proxy::RouteOptions r;
+  r.name = path;
+  r.path = std::move(path);
+  r.target = std::move(target);
+  return r;
+}
+
+proxy::RouteOptions handler_route(std::string path, proxy::Handler h) {
+  return route_to(std::move(path), std::move(h));
+}
+
+proxy::RouteOptions cluster_route(std::string path, std::string cluster) {
+  return route_to(std::move(path), std::move(cluster));
+}
+
+proxy::ClusterOptions cluster_of(std::string name, std::vector<std::uint16_t> ports) {
+  proxy::ClusterOptions c;
+  c.name = std::move(name);
+  for (auto p : ports)
+    c.endpoints.push_back({"127.0.0.1", p});
+  return c;
+}
+
+proxy::Handler echo_handler() {
+  return [](const http::RequestHead& req, std::string_view body, proxy::Reply& reply) {
+    const http::Header h[] = {{"content-type", "text/plain"}, {"x-method", req.method}};
+    reply.send(200, h, body.empty() ? std::string_view("hello") : body);
+  };
+}
+
+int status_of(const std::string& response) {
+  return response.size() >= 12 ? std::stoi(response.substr(9, 3)) : 0;
+}
+
+std::size_t count(const std::string& s, std::string_view what) {
+  std::size_t n = 0;
+  for (std::size_t p = s.find(what); p != std::string::npos; p = s.find(what, p + 1))
+    ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("in-process handler: keep-alive, pipelining in order, HEAD without body") {
+  proxy::ServerOptions o;
+  o.routes.push_back(handler_route("/echo", echo_handler()));
+  Gateway gw(o);
+
+  std::string r = roundtrip(gw.port(), "GET /echo HTTP/1.1\r\nHost: a\r\n\r\n");
+  CHECK(status_of(r) == 200);
+  CHECK(r.find("x-method: GET") != std::string::npos);
+  CHECK(r.substr(r.size() - 5) == "hello");
+
+  // Two pipelined requests in one write: two responses, in order.
+  r = roundtrip(gw.port(),
+                "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nonePOST /echo "
+                "HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\ntwo",
+                2);
+  CHECK(count(r, "HTTP/1.1 200") == 2);
+  CHECK(r.find("one") < r.find("two"));
+
+  r = roundtrip(gw.port(), "HEAD /echo HTTP/1.1\r\nHost: a\r\n\r\n");
+  CHECK(status_of(r) == 200);
+  CHECK(r.find("content-length: 5") != std::string::npos);
+  CHECK(r.substr(r.find("\r\n\r\n") + 4).empty());
+  CHECK(gw.stats().connections_accepted == 3);
+}
+
+TEST_CASE("routing and parse errors answer with the right status") {
+  proxy::ServerOptions o;
+  o.limits.max_request_line = 256;
+  o.limits.max_head_bytes = 1024;
+  proxy::RouteOptions get_only = handler_route("/only-get", echo_handler());
+  get_only.methods = {Method::get};
+  o.routes.push_back(get_only);
+  Gateway gw(o);
+  CHECK(status_of(roundtrip(gw.port(), "GET /nope HTTP/1.1\r\nHost: a\r\n\r\n")) == 404);
+  CHECK(status_of(roundtrip(gw.port(), "DELETE /only-get HTTP/1.1\r\nHost: a\r\n\r\n")) == 405);
+  CHECK(status_of(roundtrip(
+            gw.port(), "GET /" + std::string(300, 'a') + " HTTP/1.1\r\nHost: a\r\n\r\n")) == 414);
+  CHECK(status_of(roundtrip(gw.port(), "GET /only-get HTTP/1.1\r\nHost: a\r\nX: " +
+                                           std::string(2000, 'b') + "\r\n\r\n")) == 431);
+  const std::string smuggle =
+      "POST /only-get HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: "
+      "chunked\r\n\r\n0\r\n\r\n";
+  std::string r = roundtrip(gw.port(), smuggle);
+  CHECK(status_of(r) == 400);
+  CHECK(r.find("connection: close") != std::string::npos);
+  CHECK(status_of(roundtrip(gw.port(), "GET /only-get/../only-get HTTP/1.1\r\nHost: a\r\n\r\n")) ==
+        200);
+  CHECK(status_of(roundtrip(gw.port(), "GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n")) == 400);
+}
+
+TEST_CASE("proxy: forwards requests, strips hop-by-hop headers, reuses upstream connections") {
+  Upstream up([](const std::string&) { return ok_response("from-upstream"); });
+  proxy::ServerOptions o;
+  o.clusters.push_back(cluster_of("svc", {up.port()}));
+  o.routes.push_back(cluster_route("/api/**", "svc"));
+  Gateway gw(o);
+
+  int fd = connect_to(gw.port());
+  REQUIRE(fd >= 0);
+  for (int i = 0; i < 3; ++i) {
+    send_all(
+        fd,
+        "GET /api/items?x=1 HTTP/1.1\r\nHost: example.test\r\nConnection: keep-alive, "
+        "x-secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n");
+    std::string r = read_until(fd, [](const std::string& s) { return has_responses(s, 1); });
+    CHECK(status_of(r) == 200);
+    CHECK(r.substr(r.size() - 13) == "from-upstream");
+  }
+  ::close(fd);
+  auto reqs = up.requests();
+  REQUIRE(reqs.size() == 3);
+  const std::string& first = reqs[0];
+  CHECK(first.rfind("GET /api/items?x=1 HTTP/1.1\r\n", 0) == 0);
+  CHECK(first.find("X-Secret") == std::string::npos);
+  CHECK(first.find("Keep-Alive") == std::string::npos);
+  CHECK(first.find("x-forwarded-for: 10.0.0.1, 127.0.0.1") != std::string::npos);
+  CHECK(first.find("x-forwarded-host: example.test") != std::string::npos);
+  CHECK(first.find("host: example.test") != std::string::npos);
+  CHECK(up.connections() == 1);
+  CHECK(gw.stats().upstream_connections_opened == 1);
+  CHECK(gw.stats().upstream_connections_reused == 2);
+}
+
+TEST_CASE("proxy: request bodies (length and chunked) and chunked responses stream through") {
+  Upstream up([](const std::string& req) {
+    // Echo the request body back, chunked.
+    const std::string body = req.substr(req.find("\r\n\r\n") + 4);
+    return "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" +
+           [](std::size_t n) {
+             char b[32];
+             std::snprintf(b, sizeof b, "%zx", n);
+             return std::string(b);
+           }(body.size()) +
+           "\r\n" + body + "\r\n0\r\n\r\n";
+  });
+  proxy::ServerOptions o;
+  o.clusters.push_back(cluster_of("svc", {up.port()}));
+  o.routes.push_back(cluster_route("/**", "svc"));
+  Gateway gw(o);
+
+  std::string r =
+      roundtrip(gw.port(), "POST /u HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world");
+  CHECK(status_of(r) == 200);
+  CHECK(r.find("transfer-encoding: chunked") != std::string::npos);
+  CHECK(r.find("hello world") != std::string::npos);
+  auto reqs = up.requests();
+  REQUIRE(reqs.size() == 1);
+  CHECK(reqs[0].find("content-length: 11\r\n") != std::string::npos);
+
+  r = roundtrip(
+      gw.port(),
+      "POST /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n "
+      "world\r\n0\r\n\r\n");
+  CHECK(status_of(r) == 200);
+  reqs = up.requests();
+  REQUIRE(reqs.size() == 2);
+  CHECK(reqs[1].find("transfer-encoding: chunked\r\n") != std::string::npos);
+  CHECK(reqs[1].find("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n") != std::string::npos);
+}
+
+TEST_CASE("proxy: upstream failures map to 502, 503 and 504") {
+  proxy::ServerOptions o;
+  // A port nothing listens on: bind one, then close it.
+  std::uint16_t dead_port;
+  {
+    Upstream probe([](const std::string&) { return std::string(); });
+    dead_port = probe.port();
+  }
+  Upstream silent([](const std::string&) {
+    std::this_thread::sleep_for(600ms);
+    return ok_response("late");
+  });
+  Upstream hangup([](const std::string&) { return std::string(); });
+  o.clusters.push_back(cluster_of("dead", {dead_port}));
+  o.clusters.push_back(cluster_of("empty", {}));
+  auto slow = cluster_of("slow", {silent.port()});
+  slow.response_timeout = 200ms;
+  o.clusters.push_back(slow);
+  o.clusters.push_back(cluster_of("hangup", {hangup.port()}));
+  o.routes.push_back(cluster_route("/dead", "dead"));
+  o.routes.push_back(cluster_route("/empty", "empty"));
+  o.routes.push_back(cluster_route("/slow", "slow"));
+  o.routes.push_back(cluster_route("/hangup", "hangup"));
+  Gateway gw(o);
+  std::string r = roundtrip(gw.port(), "GET /dead HTTP/1.1\r\nHost: a\r\n\r\n");
+  CHECK(status_of(r) == 502);
+  CHECK(r.find("refused") != std::string::npos);
+  CHECK(r.find("(request ") != std::string::npos);
+  CHECK(status_of(roundtrip(gw.port(), "GET /empty HTTP/1.1\r\nHost: a\r\n\r\n")) == 503);
+  r = roundtrip(gw.port(), "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
+  CHECK(status_of(r) == 504);
+  r = roundtrip(gw.port(), "GET /hangup HTTP/1.1\r\nHost: a\r\n\r\n");
+  CHECK(status_of(r) == 502);
+  CHECK(r.find("closed the connection") != std::string::npos);
+}
+
+TEST_CASE("a client that sends half a head gets 408 after the header timeout") {
+  proxy::ServerOptions o;
+  o.header_timeout = 200ms;
+  o.routes.push_back(handler_route("/echo", echo_handler()));
+  Gateway gw(o);
+  int fd = connect_to(gw.port());
+  send_all(fd, "GET /echo HTTP/1.1\r\nHost: a\r\n");
+  std::string r = read_until(fd, [](const std::string& s) { return has_responses(s, 1); });
+  CHECK(status_of(r) == 408);
+  ::close(fd);
+}
+
+TEST_CASE("graceful stop lets a request in flight finish") {
+  Upstream slow([](const std::string&) {
+    std::this_thread::sleep_for(300ms);
+    return ok_response("done");
+  });
+  proxy::ServerOptions o;
+  o.clusters.push_back(cluster_of("slow", {slow.port()}));
+  o.routes.push_back(cluster_route("/**", "slow"));
+  auto gw = std::make_unique<Gateway>(o);
+  int fd = connect_to(gw->port());
+  send_all(fd, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+  std::this_thread::sleep_for(50ms);
+  std::thread stopper([&] { gw->stop(2s); });
+  std::string r = read_until(fd, [](const std::string& s) { return has_responses(s, 1); });
+  stopper.join();
+  CHECK(status_of(r) == 200);
+  CHECK(r.find("connection: close") != std::string::npos);
+  ::close(fd);
+}
+
+namespace {
+
+// Decodes a chunked body (no trailers); nullopt if malformed.
+std::optional<std::string> dechunk(std::string_view s) {
+  std::string out;
+  for (;;) {
+    const std::size_t eol = s.find("\r\n");
+    if (eol == std::string_view::npos) return std::nullopt;
+    const std::size_t n = std::stoul(std::string(s.substr(0, eol)), nullptr, 16);
+    s.remove_prefix(eol + 2);
+    if (n == 0) return out;
+    if (s.size() < n + 2) return std::nullopt;
+    out.append(s.substr(0, n));
+    s.remove_prefix(n + 2);
+  }
+}
+
+std::string body_of(const std::string& response) {
+  return response.substr(response.find("\r\n\r\n") + 4);
+}
+
+}  // namespace
+
+TEST_CASE("proxy: 32 MiB each way streams through, byte for byte") {
+  const std::size_t size = 32u << 20;
+  std::string big(size, '\0');
+  for (std::size_t i = 0; i < size; ++i)
+    big[i] = static_cast<char>('a' + i % 23);
+  Upstream up([&](const std::string& req) {
+    if (req.rfind("GET", 0) == 0) return ok_response(big);
+    const std::string body = body_of(req);
+    return ok_response(body == big ? "same" : "different:" + std::to_string(body.size()));
+  });
+  proxy::ServerOptions o;
+  o.clusters.push_back(cluster_of("svc", {up.port()}));
+  proxy::RouteOptions r = cluster_route("/**", "svc");
+  r.max_body_bytes = size;
+  o.routes.push_back(r);
+  Gateway gw(o);
+
+  int fd = connect_to(gw.port());
+  send_all(fd, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n");
+  std::string down = read_until(
+      fd, [](const std::string& s) { return has_responses(s, 1); },
+      std::chrono::milliseconds(20000));
+  CHECK(status_of(down) == 200);
+  CHECK(body_of(down) == big);
+
+  std::thread sender([&] {
+    send_all(fd, "POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: " + std::to_string(size) +
+                     "\r\n\r\n");
+    send_all(fd, big);
+  });
+  std::string upr = read_until(
+      fd, [](const std::string& s) { return has_responses(s, 1); },
+      std::chrono::milliseconds(20000));
+  sender.join();
+  ::close(fd);
+  CHECK(status_of(upr) == 200);
+  CHECK(body_of(upr) == "same");
+}
+
+TEST_CASE(
+    "proxy: a response of many tiny chunks, re-framed for HTTP/1.1 and close-delimited for 1.0") {
+  std::string chunks, expected;
+  for (int i = 0; i < 3000; ++i) {
+    const char ch = static_cast<char>('a' + i % 26);
+    chunks += "1\r\n";
+    chunks += ch;
+    chunks += "\r\n";
+    expected += ch;
+  }
+  Upstream up([&](const std::string&) {
+    return "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + chunks + "0\r\n\r\n";
+  });
+  proxy::ServerOptions o;
+  o.clusters.push_back(cluster_of("svc", {up.port()}));
+  o.routes.push_back(cluster_route("/**", "svc"));
+  Gateway gw(o);
+
+  std::string r = roundtrip(gw.port(), "GET /c HTTP/1.1\r\nHost: a\r\n\r\n");
+  REQUIRE(status_of(r) == 200);
+  auto decoded = dechunk(body_of(r));
+  REQUIRE(decoded);
+  CHECK(*decoded == expected);
+
+  int fd = connect_to(gw.port());
+  send_all(fd, "GET /c HTTP/1.0\r\nHost: a\r\n\r\n");
+  r = read_until(fd, [](const std::string&) { return false; });  // until the gateway closes
+  ::close(fd);
+  CHECK(status_of(r) == 200);
+  CHECK(r.find("transfer-encoding") == std::string::npos);
+  CHECK(body_of(r) == expected);
+}
+
+TEST_CASE("Expect: 100-continue is answered before the body is sent") {
+  Upstream up([](const std::string& req) { return ok_response(body_of(req)); });
+  proxy::ServerOptions o;
+  o.clusters.push_back(cluster_of("svc", {up.port()}));
+  o.routes.push_back(cluster_route("/**", "svc"));
+  Gateway gw(o);
+  int fd = connect_to(gw.port());
+  send_all(fd, "PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+  std::string interim =
+      read_until(fd, [](const std::string& s) { return s.find("\r\n\r\n") != std::string::npos; });
+  CHECK(interim == "HTTP/1.1 100 Continue\r\n\r\n");
+  send_all(fd, "data");
+  std::string r = read_until(fd, [](const std::string& s) { return has_responses(s, 1); });
+  ::close(fd);
+  CHECK(status_of(r) == 200);
+  CHECK(body_of(r) == "data");
+  auto reqs = up.requests();
+  REQUIRE(reqs.size() == 1);
+  CHECK(reqs[0].find("Expect") == std::string::npos);
+}
+
+TEST_CASE(
+    "a client that leaves mid-response cuts the upstream connection, and the gateway carries on") {
+  Upstream up([](const std::string& req) {
+    if (req.find("/slow") != std::string::npos) {
+      return "HTTP/1.1 200 OK\r\ncontent-length: 100000000\r\n\r\n" + std::string(1 << 20, 'x');
+    }
+    return ok_response("fine");
+  });
+  proxy::ServerOptions o;
+  o.clusters.push_back(cluster_of("svc", {up.port()}));
+  o.routes.push_back(cluster_route("/**", "svc"));
+  Gateway gw(o);
+  int fd = connect_to(gw.port());
+  send_all(fd, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
+  std::string head = read_until(fd, [](const std::string& s) { return s.size() > 1000; });
+  CHECK(status_of(head) == 200);
+  ::close(fd);
+  std::this_thread::sleep_for(100ms);
+  // The cut connection was not pooled: the next request needs a new one.
+  CHECK(status_of(roundtrip(gw.port(), "GET /ok HTTP/1.1\r\nHost: a\r\n\r\n")) == 200);
+  CHECK(up.connections() == 2);
+}
