@@ -57,8 +57,10 @@ struct Endpoint {
 struct ClusterOptions {
   std::string name;
   std::vector<Endpoint> endpoints;
-  // Keep-alive pool per endpoint.
-  std::size_t max_idle_per_endpoint = 64;
+  // Keep-alive pool per endpoint. Idle pooled connections hold no buffer,
+  // so a pool as large as the peak concurrency is cheap; a smaller one makes
+  // every request beyond it open (and close) a connection.
+  std::size_t max_idle_per_endpoint = 1024;
   Duration idle_timeout = std::chrono::seconds(60);
   std::uint32_t max_requests_per_connection = 0;  // 0: no limit
   Duration connect_timeout = std::chrono::seconds(2);

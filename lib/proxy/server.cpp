@@ -110,6 +110,7 @@ bool is_hop_by_hop(std::string_view name, std::string_view connection) noexcept 
 struct Cluster;
 struct UpConn;
 struct Conn;
+struct Exchange;
 
 namespace {
 void conn_on_body(Conn* c, std::string_view data);
@@ -168,6 +169,10 @@ class ServerImpl {
   ServerStats stats;
   std::uint64_t next_request_id = 1;
   std::string path_scratch;  // normalised path of the request being routed
+  std::vector<Exchange*> free_exchanges;
+
+  Exchange* take_exchange();
+  void give_back(Exchange* x);
 };
 
 // ------------------------------------------------------------- upstream side
@@ -211,17 +216,42 @@ enum class ConnState : std::uint8_t {
   closing,
 };
 
+// What a connection needs only while it has a request in progress: taken
+// from a per-server pool when the first byte of a request arrives and given
+// back when the exchange ends, so an idle keep-alive connection is small.
+struct Exchange {
+  uv_write_t write_req{};
+  http::RequestParser parser;
+  std::string handler_body;  // in-process handlers get the whole body
+
+  // Pieces gathered for the next writev (to the upstream or the client).
+  uv_buf_t pieces[kMaxPieces * 3 + 2];
+  std::size_t piece_count = 0;
+  // Chunk-size lines, one array per direction: a request body and an early
+  // response may both be in flight.
+  char request_lines[kMaxPieces][24];
+  char response_lines[kMaxPieces][24];
+  char (*chunk_lines)[24] = request_lines;
+  std::size_t chunk_line_count = 0;
+  std::string request_overflow, response_overflow;
+  std::string* sink_overflow = &request_overflow;
+  bool sink_full = false;
+  bool sink_chunked = false;
+  bool sink_to_handler = false;
+
+  explicit Exchange(const http::Limits& limits) : parser(limits) {}
+};
+
 struct Conn final : http::BodySink, Reply {
   uv_tcp_t tcp{};
   uv_timer_t timer{};
-  uv_write_t write_req{};
   ServerImpl* server;
   Link link;
+  Exchange* x = nullptr;  // while a request is in progress
   char* buf = nullptr;
   std::size_t len = 0;     // bytes in buf
   std::size_t cursor = 0;  // bytes of buf already processed
   char* out = nullptr;     // response head (and small responses)
-  http::RequestParser parser;
   ConnState state = ConnState::reading_head;
   int handles = 0;
   bool reading = false;
@@ -243,25 +273,9 @@ struct Conn final : http::BodySink, Reply {
   bool close_after_response = false;
   std::size_t head_end = 0;  // where the head ends in buf
   http::Framing request_framing = http::Framing::none;
-  std::string handler_body;  // in-process handlers get the whole body
   char client_ip[INET6_ADDRSTRLEN] = "";
 
-  // Pieces gathered for the next writev (to the upstream or the client).
-  uv_buf_t pieces[kMaxPieces * 3 + 2];
-  std::size_t piece_count = 0;
-  // Chunk-size lines, one array per direction: a request body and an early
-  // response may both be in flight.
-  char request_lines[kMaxPieces][24];
-  char response_lines[kMaxPieces][24];
-  char (*chunk_lines)[24] = request_lines;
-  std::size_t chunk_line_count = 0;
-  std::string request_overflow, response_overflow;
-  std::string* sink_overflow = &request_overflow;
-  bool sink_full = false;
-  bool sink_chunked = false;
-  bool sink_to_handler = false;
-
-  explicit Conn(ServerImpl* s) : server(s), parser(s->options.limits) { link.owner = this; }
+  explicit Conn(ServerImpl* s) : server(s) { link.owner = this; }
 
   // BodySink: gather a piece (with chunk framing when re-framing).
   void on_body(std::string_view data) override { conn_on_body(this, data); }
@@ -320,6 +334,10 @@ void on_up_handle_closed(uv_handle_t* h);
 // ------------------------------------------------------------ downstream
 
 void conn_release_buffers(Conn* c) {
+  if (c->x != nullptr) {
+    c->server->give_back(c->x);
+    c->x = nullptr;
+  }
   c->server->pool.put(c->buf);
   c->server->pool.put(c->out);
   c->buf = c->out = nullptr;
@@ -391,7 +409,7 @@ void on_conn_write(uv_write_t* req, int status);
 
 void conn_write(Conn* c, const uv_buf_t* bufs, std::size_t n) {
   c->writing = true;
-  if (uv_write(&c->write_req, reinterpret_cast<uv_stream_t*>(&c->tcp), bufs,
+  if (uv_write(&c->x->write_req, reinterpret_cast<uv_stream_t*>(&c->tcp), bufs,
                static_cast<unsigned>(n), on_conn_write) != 0) {
     c->writing = false;
     conn_close(c);
@@ -410,6 +428,7 @@ void conn_respond_error(Conn* c, int status, std::string_view cause) {
     conn_close(c);  // a status cannot be changed once the response began
     return;
   }
+  if (c->x == nullptr) c->x = c->server->take_exchange();
   conn_read_stop(c);
   uv_timer_stop(&c->timer);
   c->close_after_response = true;  // the request's remaining bytes are unknown
@@ -433,48 +452,51 @@ void conn_respond_error(Conn* c, int status, std::string_view cause) {
   conn_write(c, &b, 1);
 }
 
-// Gathers body pieces from the parser into c->pieces. Past the array's
+// Gathers body pieces from the parser into c->x->pieces. Past the array's
 // room (a buffer of many tiny chunks), the rest is copied into the
 // direction's overflow buffer, sent as one more piece.
 void conn_on_body(Conn* c, std::string_view data) {
   c->body_seen += data.size();
-  if (c->sink_to_handler) {
-    c->handler_body.append(data);
+  if (c->x->sink_to_handler) {
+    c->x->handler_body.append(data);
     return;
   }
-  if (c->sink_full) {
-    c->sink_overflow->append(data);
+  if (c->x->sink_full) {
+    c->x->sink_overflow->append(data);
     return;
   }
-  if (c->sink_chunked) {
-    HeadWriter w(c->chunk_lines[c->chunk_line_count], sizeof c->chunk_lines[0]);
+  if (c->x->sink_chunked) {
+    HeadWriter w(c->x->chunk_lines[c->x->chunk_line_count], sizeof c->x->chunk_lines[0]);
     w.hex(data.size()) << "\r\n";
-    c->pieces[c->piece_count++] =
-        uv_buf_init(c->chunk_lines[c->chunk_line_count], static_cast<unsigned>(w.size()));
-    ++c->chunk_line_count;
+    c->x->pieces[c->x->piece_count++] =
+        uv_buf_init(c->x->chunk_lines[c->x->chunk_line_count], static_cast<unsigned>(w.size()));
+    ++c->x->chunk_line_count;
   }
-  c->pieces[c->piece_count++] =
+  c->x->pieces[c->x->piece_count++] =
       uv_buf_init(const_cast<char*>(data.data()), static_cast<unsigned>(data.size()));
-  if (c->sink_chunked) c->pieces[c->piece_count++] = uv_buf_init(const_cast<char*>("\r\n"), 2);
+  if (c->x->sink_chunked)
+    c->x->pieces[c->x->piece_count++] = uv_buf_init(const_cast<char*>("\r\n"), 2);
   // Room stays for the overflow (3 pieces) and a final chunk (1).
-  if (c->chunk_line_count == kMaxPieces - 1 || c->piece_count + 3 + 4 > std::size(c->pieces)) {
-    c->sink_full = true;
+  if (c->x->chunk_line_count == kMaxPieces - 1 ||
+      c->x->piece_count + 3 + 4 > std::size(c->x->pieces)) {
+    c->x->sink_full = true;
   }
 }
 
 // Adds the overflow gathered by conn_on_body as the last body piece.
 void conn_flush_overflow(Conn* c) {
-  if (!c->sink_full || c->sink_overflow->empty()) return;
-  if (c->sink_chunked) {
-    HeadWriter w(c->chunk_lines[c->chunk_line_count], sizeof c->chunk_lines[0]);
-    w.hex(c->sink_overflow->size()) << "\r\n";
-    c->pieces[c->piece_count++] =
-        uv_buf_init(c->chunk_lines[c->chunk_line_count], static_cast<unsigned>(w.size()));
-    ++c->chunk_line_count;
+  if (!c->x->sink_full || c->x->sink_overflow->empty()) return;
+  if (c->x->sink_chunked) {
+    HeadWriter w(c->x->chunk_lines[c->x->chunk_line_count], sizeof c->x->chunk_lines[0]);
+    w.hex(c->x->sink_overflow->size()) << "\r\n";
+    c->x->pieces[c->x->piece_count++] =
+        uv_buf_init(c->x->chunk_lines[c->x->chunk_line_count], static_cast<unsigned>(w.size()));
+    ++c->x->chunk_line_count;
   }
-  c->pieces[c->piece_count++] =
-      uv_buf_init(c->sink_overflow->data(), static_cast<unsigned>(c->sink_overflow->size()));
-  if (c->sink_chunked) c->pieces[c->piece_count++] = uv_buf_init(const_cast<char*>("\r\n"), 2);
+  c->x->pieces[c->x->piece_count++] =
+      uv_buf_init(c->x->sink_overflow->data(), static_cast<unsigned>(c->x->sink_overflow->size()));
+  if (c->x->sink_chunked)
+    c->x->pieces[c->x->piece_count++] = uv_buf_init(const_cast<char*>("\r\n"), 2);
 }
 
 void conn_send(Conn* c, int status, std::span<const http::Header> headers, std::string_view body) {
@@ -501,17 +523,17 @@ void conn_send(Conn* c, int status, std::span<const http::Header> headers, std::
   c->response_done = true;
   // The body is copied into the handler-body buffer, which lives until the
   // write completes (the request body is no longer needed).
-  c->handler_body.assign(body);
+  c->x->handler_body.assign(body);
   uv_buf_t bufs[2] = {
       uv_buf_init(o, static_cast<unsigned>(w.size())),
-      uv_buf_init(c->handler_body.data(), static_cast<unsigned>(c->handler_body.size()))};
-  conn_write(c, bufs, c->is_head_request || c->handler_body.empty() ? 1 : 2);
+      uv_buf_init(c->x->handler_body.data(), static_cast<unsigned>(c->x->handler_body.size()))};
+  conn_write(c, bufs, c->is_head_request || c->x->handler_body.empty() ? 1 : 2);
 }
 
 void conn_run_handler(Conn* c) {
   const auto& handler = std::get<Handler>(c->route->options->target);
   c->state = ConnState::waiting;
-  handler(c->parser.head(), c->handler_body, *c);
+  handler(c->x->parser.head(), c->x->handler_body, *c);
   if (!c->response_started) conn_respond_error(c, 502, "the in-process handler sent no response");
 }
 
@@ -529,23 +551,23 @@ void on_up_write(uv_write_t* req, int status);
 
 // Parses the request body bytes in buf[cursor, len) and passes them on: into
 // handler_body for an in-process handler, or as one writev to the upstream
-// (after `head_pieces` pieces already in c->pieces, the request head).
+// (after `head_pieces` pieces already in c->x->pieces, the request head).
 void conn_forward_body(Conn* c, std::size_t head_pieces) {
   const bool to_handler = c->route->cluster == nullptr;
-  c->piece_count = head_pieces;
-  c->chunk_lines = c->request_lines;
-  c->chunk_line_count = 0;
-  c->sink_overflow = &c->request_overflow;
-  c->request_overflow.clear();
-  c->sink_full = false;
-  c->sink_chunked = c->chunked_to_upstream;
-  c->sink_to_handler = to_handler;
+  c->x->piece_count = head_pieces;
+  c->x->chunk_lines = c->x->request_lines;
+  c->x->chunk_line_count = 0;
+  c->x->sink_overflow = &c->x->request_overflow;
+  c->x->request_overflow.clear();
+  c->x->sink_full = false;
+  c->x->sink_chunked = c->chunked_to_upstream;
+  c->x->sink_to_handler = to_handler;
   bool done = c->request_done;
   if (!done && c->buf != nullptr && c->len > c->cursor) {
-    http::BodyProgress p = c->parser.parse_body({c->buf + c->cursor, c->len - c->cursor}, *c);
+    http::BodyProgress p = c->x->parser.parse_body({c->buf + c->cursor, c->len - c->cursor}, *c);
     c->cursor += p.consumed;
     if (p.state == http::ParseState::error) {
-      conn_respond_error(c, c->parser.error().status, c->parser.error().reason);
+      conn_respond_error(c, c->x->parser.error().status, c->x->parser.error().reason);
       return;
     }
     conn_flush_overflow(c);
@@ -561,12 +583,11 @@ void conn_forward_body(Conn* c, std::size_t head_pieces) {
   if (done && !c->request_done) {
     c->request_done = true;
     if (c->chunked_to_upstream && !to_handler) {
-      c->pieces[c->piece_count++] = uv_buf_init(const_cast<char*>("0\r\n\r\n"), 5);
+      c->x->pieces[c->x->piece_count++] = uv_buf_init(const_cast<char*>("0\r\n\r\n"), 5);
     }
   }
   if (to_handler) {
     if (c->request_done) {
-      conn_read_stop(c);
       conn_run_handler(c);
     } else {
       conn_compact_after_head(c);
@@ -576,14 +597,16 @@ void conn_forward_body(Conn* c, std::size_t head_pieces) {
   }
   if (c->request_done) c->state = ConnState::waiting;
   UpConn* u = c->up;
-  if (c->piece_count == 0) {
+  if (c->x->piece_count == 0) {
     if (!c->request_done) conn_read_start(c);
     return;
   }
-  conn_read_stop(c);  // the pieces point into buf until the write completes
+  // The pieces point into buf, which keeps them in place until the write
+  // completes: reading goes on into the free space after them (and stops,
+  // for back-pressure, only when the buffer is full).
   u->writing = true;
-  if (uv_write(&u->write_req, reinterpret_cast<uv_stream_t*>(&u->tcp), c->pieces,
-               static_cast<unsigned>(c->piece_count), on_up_write) != 0) {
+  if (uv_write(&u->write_req, reinterpret_cast<uv_stream_t*>(&u->tcp), c->x->pieces,
+               static_cast<unsigned>(c->x->piece_count), on_up_write) != 0) {
     u->writing = false;
     up_fail(u, 502, "the upstream connection failed while sending the request");
   }
@@ -592,7 +615,7 @@ void conn_forward_body(Conn* c, std::size_t head_pieces) {
 // Routes a complete head and starts its exchange.
 void conn_start_request(Conn* c) {
   ServerImpl* s = c->server;
-  const http::RequestHead& head = c->parser.head();
+  const http::RequestHead& head = c->x->parser.head();
   c->request_id = s->next_request_id++;
   ++s->stats.requests;
   c->keep_alive = head.keep_alive && !s->stopping;
@@ -600,7 +623,7 @@ void conn_start_request(Conn* c) {
   c->body_seen = 0;
   c->request_done = c->response_started = c->response_done = false;
   c->close_after_response = false;
-  c->handler_body.clear();
+  c->x->handler_body.clear();
 
   std::string_view path = head.path, query;
   if (std::size_t q = path.find('?'); q != std::string_view::npos) {
@@ -639,7 +662,7 @@ void conn_start_request(Conn* c) {
     uv_try_write(reinterpret_cast<uv_stream_t*>(&c->tcp), &b, 1);
   }
   c->state = ConnState::reading_body;
-  c->cursor += c->parser.head_size();
+  c->cursor += c->x->parser.head_size();
   c->head_end = c->cursor;
   c->request_framing = head.framing;
   c->chunked_to_upstream = head.framing == http::Framing::chunked;
@@ -653,7 +676,6 @@ void conn_start_request(Conn* c) {
     return;
   }
   EndpointState* ep = cl->endpoints[cl->next++ % cl->endpoints.size()].get();
-  conn_read_stop(c);  // the head stays in buf until it is serialised
   up_start_exchange(c, ep, true);
 }
 
@@ -666,18 +688,19 @@ void conn_process(Conn* c) {
       conn_read_start(c);
       return;
     }
+    if (c->x == nullptr) c->x = c->server->take_exchange();
     if (!c->head_timer) {
       c->head_timer = true;
       conn_timer_start(c, c->server->options.header_timeout, on_conn_header_timeout);
     }
-    http::ParseState st = c->parser.parse_head({c->buf + c->cursor, c->len - c->cursor});
+    http::ParseState st = c->x->parser.parse_head({c->buf + c->cursor, c->len - c->cursor});
     if (st == http::ParseState::incomplete) {
       if (c->cursor > 0) conn_compact(c);
       conn_read_start(c);
       return;
     }
     if (st == http::ParseState::error) {
-      conn_respond_error(c, c->parser.error().status, c->parser.error().reason);
+      conn_respond_error(c, c->x->parser.error().status, c->x->parser.error().reason);
       return;
     }
     uv_timer_stop(&c->timer);
@@ -692,26 +715,31 @@ void conn_process(Conn* c) {
 
 void on_conn_read(uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
   Conn* c = owner_of<Conn>(reinterpret_cast<uv_handle_t*>(s));
+  if (nread == UV_ENOBUFS) {
+    conn_read_stop(c);  // the buffer is full: resume once a write frees it
+    return;
+  }
+  if (nread == UV_EOF && c->state == ConnState::waiting && c->request_done) {
+    // The client half-closed after a complete request: answer, then close.
+    conn_read_stop(c);
+    c->keep_alive = false;
+    return;
+  }
   if (nread < 0) {
     conn_close(c);  // EOF or error: a half-sent request cannot be completed
     return;
   }
   if (nread == 0) return;
   c->len += static_cast<std::size_t>(nread);
-  if (c->state == ConnState::waiting) {
-    // Pipelined bytes while a response is in progress: keep them, but stop
-    // reading more until this exchange is over.
-    conn_read_stop(c);
-    return;
-  }
-  conn_process(c);
+  // Pipelined bytes while a response is in progress wait in the buffer.
+  if (c->state != ConnState::waiting) conn_process(c);
 }
 
 void conn_finish_exchange(Conn* c) {
   c->route = nullptr;
-  c->parser.reset();
   c->state = ConnState::reading_head;
-  c->handler_body.clear();
+  c->server->give_back(c->x);
+  c->x = nullptr;
   if (c->out != nullptr) {
     c->server->pool.put(c->out);
     c->out = nullptr;
@@ -819,7 +847,7 @@ void up_release(UpConn* u) {
   EndpointState* ep = u->endpoint;
   const ClusterOptions& o = ep->cluster->options;
   const bool reusable =
-      u->parser.head().keep_alive && u->len == u->cursor && !u->closing &&
+      u->parser.head().keep_alive && u->len == u->cursor && !u->closing && !u->writing &&
       (o.max_requests_per_connection == 0 || u->requests < o.max_requests_per_connection) &&
       ep->idle_count < o.max_idle_per_endpoint && !u->server->stopping;
   u->parser.reset();
@@ -851,7 +879,7 @@ void on_up_connect(uv_connect_t* req, int status) {
 
 // Serialises the request head for the upstream into u->out.
 bool up_write_head(UpConn* u, Conn* c) {
-  const http::RequestHead& head = c->parser.head();
+  const http::RequestHead& head = c->x->parser.head();
   if (u->out == nullptr) u->out = u->server->pool.get();
   HeadWriter w(u->out, u->server->pool.block_size());
   const std::string_view connection = head.header("connection");
@@ -899,7 +927,7 @@ void up_send_request(UpConn* u) {
                  0);
   up_read_start(u);
   // The head, then whatever body bytes are already buffered, in one writev.
-  c->pieces[0] = uv_buf_init(u->out, static_cast<unsigned>(u->out_len));
+  c->x->pieces[0] = uv_buf_init(u->out, static_cast<unsigned>(u->out_len));
   conn_forward_body(c, 1);
 }
 
@@ -974,7 +1002,7 @@ bool conn_write_response_head(Conn* c, const http::ResponseHead& head) {
     if (is_hop_by_hop(h.name, connection)) continue;
     w << h.name << ": " << h.value << "\r\n";
   }
-  const bool http10 = c->parser.head().version == http::Version::http10;
+  const bool http10 = c->x->parser.head().version == http::Version::http10;
   c->chunked_to_client = false;
   if (head.framing == http::Framing::content_length) {
     w << "content-length: ";
@@ -994,8 +1022,8 @@ bool conn_write_response_head(Conn* c, const http::ResponseHead& head) {
   if (c->server->stopping) c->keep_alive = false;  // draining: this is the last response
   if (!c->keep_alive || c->close_after_response) w << "connection: close\r\n";
   w << "\r\n";
-  c->piece_count = 1;
-  c->pieces[0] = uv_buf_init(c->out, static_cast<unsigned>(w.size()));
+  c->x->piece_count = 1;
+  c->x->pieces[0] = uv_buf_init(c->out, static_cast<unsigned>(w.size()));
   return !w.overflow();
 }
 
@@ -1012,7 +1040,8 @@ void up_process(UpConn* u) {
     u->len -= u->cursor;
     u->cursor = 0;
   }
-  c->piece_count = 0;
+  up_read_start(u);  // after a full buffer stopped it
+  c->x->piece_count = 0;
   while (!u->head_done) {
     if (u->buf == nullptr || u->len == u->cursor) {
       up_read_start(u);
@@ -1047,13 +1076,13 @@ void up_process(UpConn* u) {
     c->response_started = true;
   }
   // Body pieces after the head piece (if any).
-  c->chunk_lines = c->response_lines;
-  c->chunk_line_count = 0;
-  c->sink_overflow = &c->response_overflow;
-  c->response_overflow.clear();
-  c->sink_full = false;
-  c->sink_chunked = c->chunked_to_client;
-  c->sink_to_handler = false;
+  c->x->chunk_lines = c->x->response_lines;
+  c->x->chunk_line_count = 0;
+  c->x->sink_overflow = &c->x->response_overflow;
+  c->x->response_overflow.clear();
+  c->x->sink_full = false;
+  c->x->sink_chunked = c->chunked_to_client;
+  c->x->sink_to_handler = false;
   if (u->len > u->cursor) {
     http::BodyProgress p = u->parser.parse_body({u->buf + u->cursor, u->len - u->cursor}, *c);
     u->cursor += p.consumed;
@@ -1073,15 +1102,16 @@ void up_process(UpConn* u) {
     c->response_done = true;
   }
   if (c->response_done && c->chunked_to_client) {
-    c->pieces[c->piece_count++] = uv_buf_init(const_cast<char*>("0\r\n\r\n"), 5);
+    c->x->pieces[c->x->piece_count++] = uv_buf_init(const_cast<char*>("0\r\n\r\n"), 5);
   }
-  if (c->piece_count == 0) {
+  if (c->x->piece_count == 0) {
     up_read_start(u);
     return;
   }
-  up_read_stop(u);  // the pieces point into u->buf until the client has them
+  // The pieces stay in place in u->buf until the client has them; reading
+  // goes on into the space after them.
   if (c->response_done) uv_timer_stop(&u->timer);
-  conn_write(c, c->pieces, c->piece_count);
+  conn_write(c, c->x->pieces, c->x->piece_count);
 }
 
 void on_up_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
@@ -1091,20 +1121,24 @@ void on_up_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
     up_close(u);  // an idle pooled connection spoke or closed
     return;
   }
+  if (nread == UV_ENOBUFS) {
+    up_read_stop(u);  // the buffer is full: resume once the client has taken some
+    return;
+  }
   if (nread == 0) return;
   if (nread < 0) {
     if (u->head_done && u->parser.head().framing == http::Framing::until_close && !c->writing &&
         u->parser.finish_at_eof() == http::ParseState::complete) {
       c->response_done = true;
-      c->piece_count = 0;
+      c->x->piece_count = 0;
       if (c->chunked_to_client) {
-        c->pieces[c->piece_count++] = uv_buf_init(const_cast<char*>("0\r\n\r\n"), 5);
+        c->x->pieces[c->x->piece_count++] = uv_buf_init(const_cast<char*>("0\r\n\r\n"), 5);
       }
       u->client = nullptr;
       c->up = nullptr;
       up_close(u);
-      if (c->piece_count > 0) {
-        conn_write(c, c->pieces, c->piece_count);
+      if (c->x->piece_count > 0) {
+        conn_write(c, c->x->pieces, c->x->piece_count);
       } else {
         conn_finish_exchange(c);
       }
@@ -1166,6 +1200,8 @@ ServerImpl::ServerImpl(uv_loop_t* l, ServerOptions o)
       pool(std::max<std::size_t>(options.limits.max_head_bytes + 1024, 16 * 1024)) {}
 
 ServerImpl::~ServerImpl() {
+  for (Exchange* x : free_exchanges)
+    delete x;
   for (auto& cl : clusters) {
     for (auto& ep : cl->endpoints) {
       // Only possible if the loop never ran the closes: leave the objects.
@@ -1338,6 +1374,19 @@ void ServerImpl::maybe_stopped() {
       cb();
     }
   });
+}
+
+Exchange* ServerImpl::take_exchange() {
+  if (free_exchanges.empty()) return new Exchange(options.limits);
+  Exchange* x = free_exchanges.back();
+  free_exchanges.pop_back();
+  return x;
+}
+
+void ServerImpl::give_back(Exchange* x) {
+  x->parser.reset();
+  x->handler_body.clear();
+  free_exchanges.push_back(x);
 }
 
 // ----------------------------------------------------------------- Server
