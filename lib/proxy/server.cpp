@@ -213,6 +213,7 @@ enum class ConnState : std::uint8_t {
   reading_head,
   reading_body,  // request body: to the handler's buffer or to the upstream
   waiting,       // request complete, response in progress
+  tunnel,        // after a 101: raw bytes both ways until either side closes
   closing,
 };
 
@@ -305,6 +306,7 @@ void up_start_exchange(Conn* c, EndpointState* ep, bool allow_pooled);
 void up_send_request(UpConn* u);
 void up_fail(UpConn* u, int status, std::string_view cause);
 void up_release(UpConn* u);
+void tunnel_to_upstream(Conn* c);
 
 // ---------------------------------------------------------------- allocs
 
@@ -732,7 +734,11 @@ void on_conn_read(uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
   if (nread == 0) return;
   c->len += static_cast<std::size_t>(nread);
   // Pipelined bytes while a response is in progress wait in the buffer.
-  if (c->state != ConnState::waiting) conn_process(c);
+  if (c->state == ConnState::tunnel) {
+    tunnel_to_upstream(c);
+  } else if (c->state != ConnState::waiting) {
+    conn_process(c);
+  }
 }
 
 void conn_finish_exchange(Conn* c) {
@@ -899,6 +905,11 @@ bool up_write_head(UpConn* u, Conn* c) {
     }
     w << h.name << ": " << h.value << "\r\n";
   }
+  if (head.upgrade) {
+    // An upgrade (WebSocket and others) asks for a tunnel: these two are
+    // hop-by-hop, but the upstream must see them to agree.
+    w << "connection: upgrade\r\nupgrade: " << head.header("upgrade") << "\r\n";
+  }
   w << "host: " << head.host << "\r\n";
   w << "x-forwarded-for: ";
   if (!forwarded_for.empty()) w << forwarded_for << ", ";
@@ -940,6 +951,12 @@ void on_up_write(uv_write_t* req, int status) {
     return;
   }
   Conn* c = u->client;
+  if (c != nullptr && c->state == ConnState::tunnel) {
+    conn_compact(c);
+    conn_read_start(c);
+    tunnel_to_upstream(c);
+    return;
+  }
   if (c == nullptr || c->state != ConnState::reading_body) return;
   conn_compact(c);  // the written pieces are no longer referenced
   if (c->buf != nullptr && c->len > c->cursor) {
@@ -1027,6 +1044,48 @@ bool conn_write_response_head(Conn* c, const http::ResponseHead& head) {
   return !w.overflow();
 }
 
+// Sends the upstream's 101 to the client and turns the exchange into a
+// tunnel: from now on bytes are relayed as they are, both ways.
+void conn_start_tunnel(Conn* c, UpConn* u, const http::ResponseHead& head) {
+  HeadWriter w(conn_out(c), c->server->pool.block_size());
+  w << "HTTP/1.1 101 " << (head.reason.empty() ? "Switching Protocols" : head.reason) << "\r\n";
+  const std::string_view connection = head.header("connection");
+  for (const http::Header& h : head.headers) {
+    if (is_hop_by_hop(h.name, connection)) continue;
+    w << h.name << ": " << h.value << "\r\n";
+  }
+  w << "connection: upgrade\r\nupgrade: " << head.header("upgrade") << "\r\n\r\n";
+  u->cursor += u->parser.head_size();
+  u->head_done = true;
+  c->response_started = true;
+  c->state = ConnState::tunnel;
+  c->keep_alive = false;
+  uv_timer_stop(&u->timer);  // a tunnel may stay quiet for as long as its peers like
+  uv_timer_stop(&c->timer);
+  c->x->piece_count = 0;
+  c->x->pieces[c->x->piece_count++] = uv_buf_init(c->out, static_cast<unsigned>(w.size()));
+  if (u->len > u->cursor) {
+    c->x->pieces[c->x->piece_count++] =
+        uv_buf_init(u->buf + u->cursor, static_cast<unsigned>(u->len - u->cursor));
+    u->cursor = u->len;
+  }
+  conn_write(c, c->x->pieces, c->x->piece_count);
+  tunnel_to_upstream(c);  // bytes the client sent after its request
+}
+
+// Relays the client's unsent bytes to the upstream (one write at a time).
+void tunnel_to_upstream(Conn* c) {
+  UpConn* u = c->up;
+  if (u == nullptr || u->writing || c->buf == nullptr || c->len == c->cursor) return;
+  uv_buf_t b = uv_buf_init(c->buf + c->cursor, static_cast<unsigned>(c->len - c->cursor));
+  c->cursor = c->len;
+  u->writing = true;
+  if (uv_write(&u->write_req, reinterpret_cast<uv_stream_t*>(&u->tcp), &b, 1, on_up_write) != 0) {
+    u->writing = false;
+    conn_close(c);
+  }
+}
+
 void up_process(UpConn* u) {
   Conn* c = u->client;
   if (c == nullptr) {
@@ -1034,6 +1093,16 @@ void up_process(UpConn* u) {
     return;
   }
   if (c->writing) return;  // resumed from on_conn_write
+  if (c->state == ConnState::tunnel) {
+    if (u->buf != nullptr && u->cursor == u->len) u->len = u->cursor = 0;
+    up_read_start(u);
+    if (u->len > u->cursor) {
+      uv_buf_t b = uv_buf_init(u->buf + u->cursor, static_cast<unsigned>(u->len - u->cursor));
+      u->cursor = u->len;
+      conn_write(c, &b, 1);
+    }
+    return;
+  }
   // What was written to the client is no longer referenced.
   if (u->buf != nullptr && u->cursor > 0) {
     std::memmove(u->buf, u->buf + u->cursor, u->len - u->cursor);
@@ -1060,7 +1129,11 @@ void up_process(UpConn* u) {
     const http::ResponseHead& head = u->parser.head();
     if (head.status >= 100 && head.status < 200) {
       if (head.status == 101) {
-        up_fail(u, 502, "protocol upgrades are not proxied yet");
+        if (!c->x->parser.head().upgrade) {
+          up_fail(u, 502, "the upstream switched protocols without being asked");
+          return;
+        }
+        conn_start_tunnel(c, u, head);
         return;
       }
       u->cursor += u->parser.head_size();  // interim response: skipped
@@ -1156,8 +1229,10 @@ void on_up_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
   }
   u->len += static_cast<std::size_t>(nread);
   u->response_bytes = true;
-  uv_timer_start(&u->timer, on_up_timeout, to_ms(u->endpoint->cluster->options.response_timeout),
-                 0);
+  if (c->state != ConnState::tunnel) {
+    uv_timer_start(&u->timer, on_up_timeout, to_ms(u->endpoint->cluster->options.response_timeout),
+                   0);
+  }
   up_process(u);
 }
 

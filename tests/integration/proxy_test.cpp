@@ -394,3 +394,53 @@ TEST_CASE(
   CHECK(status_of(roundtrip(gw.port(), "GET /ok HTTP/1.1\r\nHost: a\r\n\r\n")) == 200);
   CHECK(up.connections() == 2);
 }
+
+TEST_CASE("Upgrade: after the upstream's 101, bytes are relayed both ways until a side closes") {
+  // A raw upstream: answers the upgrade with 101, then echoes in upper case.
+  int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  ::listen(lfd, 4);
+  socklen_t alen = sizeof a;
+  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &alen);
+  std::string seen_request;
+  std::thread upstream([&] {
+    int c = ::accept(lfd, nullptr, nullptr);
+    seen_request =
+        read_until(c, [](const std::string& s) { return s.find("\r\n\r\n") != std::string::npos; });
+    send_all(c,
+             "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: shout\r\n\r\n");
+    char buf[4096];
+    for (;;) {
+      ssize_t n = ::recv(c, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      for (ssize_t i = 0; i < n; ++i)
+        buf[i] = static_cast<char>(std::toupper(static_cast<unsigned char>(buf[i])));
+      send_all(c, std::string_view(buf, static_cast<std::size_t>(n)));
+    }
+    ::close(c);
+  });
+  proxy::ServerOptions o;
+  o.clusters.push_back(cluster_of("ws", {ntohs(a.sin_port)}));
+  o.routes.push_back(cluster_route("/ws", "ws"));
+  {
+    Gateway gw(o);
+    int fd = connect_to(gw.port());
+    send_all(fd, "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: shout\r\n\r\n");
+    std::string head = read_until(
+        fd, [](const std::string& s) { return s.find("\r\n\r\n") != std::string::npos; });
+    CHECK(status_of(head) == 101);
+    CHECK(head.find("upgrade: shout") != std::string::npos);
+    send_all(fd, "hello");
+    CHECK(read_until(fd, [](const std::string& s) { return s.size() >= 5; }) == "HELLO");
+    send_all(fd, "again, longer");
+    CHECK(read_until(fd, [](const std::string& s) { return s.size() >= 13; }) == "AGAIN, LONGER");
+    ::close(fd);
+    upstream.join();  // the client's close reached the upstream
+  }
+  ::close(lfd);
+  CHECK(seen_request.find("connection: upgrade") != std::string::npos);
+  CHECK(seen_request.find("upgrade: shout") != std::string::npos);
+}
