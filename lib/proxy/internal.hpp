@@ -72,35 +72,23 @@ class HeadWriter {
     len_ += s.size();
     return *this;
   }
-  HeadWriter& number(unsigned long long v) noexcept {
-    char digits[24];
-    std::size_t n = 0;
-    do {
-      digits[n++] = static_cast<char>('0' + v % 10);
-      v /= 10;
-    } while (v != 0);
-    char out[24];
-    for (std::size_t i = 0; i < n; ++i)
-      out[i] = digits[n - 1 - i];
-    return *this << std::string_view(out, n);
-  }
-  HeadWriter& hex(unsigned long long v) noexcept {
-    static const char kHex[] = "0123456789abcdef";
-    char digits[20];
-    std::size_t n = 0;
-    do {
-      digits[n++] = kHex[v & 15];
-      v >>= 4;
-    } while (v != 0);
-    char out[20];
-    for (std::size_t i = 0; i < n; ++i)
-      out[i] = digits[n - 1 - i];
-    return *this << std::string_view(out, n);
-  }
+  HeadWriter& number(unsigned long long v) noexcept { return digits(v, 10); }
+  HeadWriter& hex(unsigned long long v) noexcept { return digits(v, 16); }
   std::size_t size() const noexcept { return len_; }
   bool overflow() const noexcept { return overflow_; }
 
  private:
+  HeadWriter& digits(unsigned long long v, unsigned base) noexcept {
+    static const char kDigits[] = "0123456789abcdef";
+    char out[24];
+    std::size_t n = sizeof out;
+    do {
+      out[--n] = kDigits[v % base];
+      v /= base;
+    } while (v != 0);
+    return *this << std::string_view(out + n, sizeof out - n);
+  }
+
   char* buf_;
   std::size_t cap_;
   std::size_t len_ = 0;

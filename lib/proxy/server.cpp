@@ -157,7 +157,6 @@ class ServerImpl {
   std::vector<std::unique_ptr<Cluster>> clusters;
   BufferPool pool;
   uv_tcp_t listener{};
-  bool listening = false;
   bool listener_open = false;
   bool stopping = false;
   uv_timer_t drain_timer{};
@@ -454,51 +453,45 @@ void conn_respond_error(Conn* c, int status, std::string_view cause) {
   conn_write(c, &b, 1);
 }
 
+// Appends one body piece to the gather list, framed as a chunk when the
+// body is being re-framed.
+void conn_add_piece(Conn* c, char* data, std::size_t size) {
+  Exchange* x = c->x;
+  if (x->sink_chunked) {
+    HeadWriter w(x->chunk_lines[x->chunk_line_count], sizeof x->chunk_lines[0]);
+    w.hex(size) << "\r\n";
+    x->pieces[x->piece_count++] =
+        uv_buf_init(x->chunk_lines[x->chunk_line_count++], static_cast<unsigned>(w.size()));
+  }
+  x->pieces[x->piece_count++] = uv_buf_init(data, static_cast<unsigned>(size));
+  if (x->sink_chunked) x->pieces[x->piece_count++] = uv_buf_init(const_cast<char*>("\r\n"), 2);
+}
+
 // Gathers body pieces from the parser into c->x->pieces. Past the array's
 // room (a buffer of many tiny chunks), the rest is copied into the
 // direction's overflow buffer, sent as one more piece.
 void conn_on_body(Conn* c, std::string_view data) {
+  Exchange* x = c->x;
   c->body_seen += data.size();
-  if (c->x->sink_to_handler) {
-    c->x->handler_body.append(data);
+  if (x->sink_to_handler) {
+    x->handler_body.append(data);
     return;
   }
-  if (c->x->sink_full) {
-    c->x->sink_overflow->append(data);
+  if (x->sink_full) {
+    x->sink_overflow->append(data);
     return;
   }
-  if (c->x->sink_chunked) {
-    HeadWriter w(c->x->chunk_lines[c->x->chunk_line_count], sizeof c->x->chunk_lines[0]);
-    w.hex(data.size()) << "\r\n";
-    c->x->pieces[c->x->piece_count++] =
-        uv_buf_init(c->x->chunk_lines[c->x->chunk_line_count], static_cast<unsigned>(w.size()));
-    ++c->x->chunk_line_count;
-  }
-  c->x->pieces[c->x->piece_count++] =
-      uv_buf_init(const_cast<char*>(data.data()), static_cast<unsigned>(data.size()));
-  if (c->x->sink_chunked)
-    c->x->pieces[c->x->piece_count++] = uv_buf_init(const_cast<char*>("\r\n"), 2);
+  conn_add_piece(c, const_cast<char*>(data.data()), data.size());
   // Room stays for the overflow (3 pieces) and a final chunk (1).
-  if (c->x->chunk_line_count == kMaxPieces - 1 ||
-      c->x->piece_count + 3 + 4 > std::size(c->x->pieces)) {
-    c->x->sink_full = true;
+  if (x->chunk_line_count == kMaxPieces - 1 || x->piece_count + 3 + 4 > std::size(x->pieces)) {
+    x->sink_full = true;
   }
 }
 
 // Adds the overflow gathered by conn_on_body as the last body piece.
 void conn_flush_overflow(Conn* c) {
   if (!c->x->sink_full || c->x->sink_overflow->empty()) return;
-  if (c->x->sink_chunked) {
-    HeadWriter w(c->x->chunk_lines[c->x->chunk_line_count], sizeof c->x->chunk_lines[0]);
-    w.hex(c->x->sink_overflow->size()) << "\r\n";
-    c->x->pieces[c->x->piece_count++] =
-        uv_buf_init(c->x->chunk_lines[c->x->chunk_line_count], static_cast<unsigned>(w.size()));
-    ++c->x->chunk_line_count;
-  }
-  c->x->pieces[c->x->piece_count++] =
-      uv_buf_init(c->x->sink_overflow->data(), static_cast<unsigned>(c->x->sink_overflow->size()));
-  if (c->x->sink_chunked)
-    c->x->pieces[c->x->piece_count++] = uv_buf_init(const_cast<char*>("\r\n"), 2);
+  conn_add_piece(c, c->x->sink_overflow->data(), c->x->sink_overflow->size());
 }
 
 void conn_send(Conn* c, int status, std::span<const http::Header> headers, std::string_view body) {
@@ -574,10 +567,8 @@ void conn_forward_body(Conn* c, std::size_t head_pieces) {
     }
     conn_flush_overflow(c);
     done = p.state == http::ParseState::complete;
-  } else if (!done && c->request_framing == http::Framing::none) {
-    done = true;
   }
-  if (!done && c->request_framing == http::Framing::none) done = true;
+  if (c->request_framing == http::Framing::none) done = true;
   if (c->body_seen > c->route->options->max_body_bytes) {
     conn_respond_error(c, 413, "the request body is larger than this route allows");
     return;
@@ -914,7 +905,6 @@ bool up_write_head(UpConn* u, Conn* c) {
   w << "x-forwarded-for: ";
   if (!forwarded_for.empty()) w << forwarded_for << ", ";
   w << c->client_ip << "\r\nx-forwarded-proto: http\r\nx-forwarded-host: " << head.host << "\r\n";
-  c->chunked_to_upstream = head.framing == http::Framing::chunked;
   if (head.framing == http::Framing::content_length) {
     w << "content-length: ";
     w.number(head.content_length) << "\r\n";
@@ -1277,12 +1267,6 @@ ServerImpl::ServerImpl(uv_loop_t* l, ServerOptions o)
 ServerImpl::~ServerImpl() {
   for (Exchange* x : free_exchanges)
     delete x;
-  for (auto& cl : clusters) {
-    for (auto& ep : cl->endpoints) {
-      // Only possible if the loop never ran the closes: leave the objects.
-      (void)ep;
-    }
-  }
 }
 
 Status ServerImpl::compile() {
@@ -1359,7 +1343,6 @@ Status ServerImpl::start() {
   bound_port =
       ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                                         : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  listening = true;
   return {};
 }
 
@@ -1400,7 +1383,6 @@ void ServerImpl::stop(Duration drain, std::function<void()> done) {
   stopping = true;
   on_stopped = std::move(done);
   if (listener_open) {
-    listening = false;
     uv_close(reinterpret_cast<uv_handle_t*>(&listener), [](uv_handle_t* h) {
       auto* self = static_cast<ServerImpl*>(h->data);
       self->listener_open = false;

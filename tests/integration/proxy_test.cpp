@@ -444,3 +444,30 @@ TEST_CASE("Upgrade: after the upstream's 101, bytes are relayed both ways until 
   CHECK(seen_request.find("connection: upgrade") != std::string::npos);
   CHECK(seen_request.find("upgrade: shout") != std::string::npos);
 }
+
+TEST_CASE("proxy: hop-by-hop headers of the response are removed too; pools honour max requests") {
+  Upstream up([](const std::string&) {
+    return ok_response("r",
+                       "Connection: x-internal\r\nX-Internal: 1\r\nKeep-Alive: timeout=5\r\n"
+                       "X-Kept: yes\r\n");
+  });
+  proxy::ServerOptions o;
+  auto cluster = cluster_of("svc", {up.port()});
+  cluster.max_requests_per_connection = 2;
+  o.clusters.push_back(cluster);
+  o.routes.push_back(cluster_route("/**", "svc"));
+  Gateway gw(o);
+  int fd = connect_to(gw.port());
+  for (int i = 0; i < 4; ++i) {
+    send_all(fd, "GET /h HTTP/1.1\r\nHost: a\r\n\r\n");
+    std::string r = read_until(fd, [](const std::string& s) { return has_responses(s, 1); });
+    CHECK(status_of(r) == 200);
+    CHECK(r.find("X-Kept: yes") != std::string::npos);
+    CHECK(r.find("X-Internal") == std::string::npos);
+    CHECK(r.find("Keep-Alive") == std::string::npos);
+    CHECK(r.find("x-internal") == std::string::npos);
+  }
+  ::close(fd);
+  // Two requests per upstream connection: four requests, two connections.
+  CHECK(up.connections() == 2);
+}
