@@ -85,42 +85,54 @@ class Parser {
     }
   }
 
-  bool object(std::size_t depth) {
+  // An object or array: the opening byte, then `item` (a member or an
+  // element) repeated with commas in between, then `close_char`.
+  template <class Item>
+  bool container(JsonType type, char close_char, std::size_t depth, std::uint32_t& self,
+                 Item item) {
     if (depth >= JsonDoc::kMaxDepth) return fail("JSON nested too deeply");
-    std::uint32_t self = push(JsonType::object);
+    self = push(type);
     ++pos_;
     skip_ws();
     std::uint32_t count = 0;
-    if (pos_ < s_.size() && s_[pos_] == '}') {
+    if (pos_ < s_.size() && s_[pos_] == close_char) {
       ++pos_;
     } else {
       for (;;) {
         skip_ws();
-        if (pos_ >= s_.size() || s_[pos_] != '"') return fail("expected a member name");
-        std::uint32_t key = push(JsonType::string);
-        if (!string(key)) return false;
-        close(key);
-        skip_ws();
-        if (pos_ >= s_.size() || s_[pos_] != ':') return fail("expected ':'");
-        ++pos_;
-        skip_ws();
-        if (!value(depth + 1)) return false;
+        if (!item()) return false;
         ++count;
         skip_ws();
         if (pos_ < s_.size() && s_[pos_] == ',') {
           ++pos_;
           continue;
         }
-        if (pos_ < s_.size() && s_[pos_] == '}') {
+        if (pos_ < s_.size() && s_[pos_] == close_char) {
           ++pos_;
           break;
         }
-        return fail("expected ',' or '}'");
+        return fail(close_char == '}' ? "expected ',' or '}'" : "expected ',' or ']'");
       }
     }
     nodes_[self].count = count;
     close(self);
-    return unique_names(self);
+    return true;
+  }
+
+  bool object(std::size_t depth) {
+    std::uint32_t self = 0;
+    const bool ok = container(JsonType::object, '}', depth, self, [&] {
+      if (pos_ >= s_.size() || s_[pos_] != '"') return fail("expected a member name");
+      std::uint32_t key = push(JsonType::string);
+      if (!string(key)) return false;
+      close(key);
+      skip_ws();
+      if (pos_ >= s_.size() || s_[pos_] != ':') return fail("expected ':'");
+      ++pos_;
+      skip_ws();
+      return value(depth + 1);
+    });
+    return ok && unique_names(self);
   }
 
   // Member names must be unique; sorting the names' views finds repeats in
@@ -146,33 +158,8 @@ class Parser {
   }
 
   bool array(std::size_t depth) {
-    if (depth >= JsonDoc::kMaxDepth) return fail("JSON nested too deeply");
-    std::uint32_t self = push(JsonType::array);
-    ++pos_;
-    skip_ws();
-    std::uint32_t count = 0;
-    if (pos_ < s_.size() && s_[pos_] == ']') {
-      ++pos_;
-    } else {
-      for (;;) {
-        skip_ws();
-        if (!value(depth + 1)) return false;
-        ++count;
-        skip_ws();
-        if (pos_ < s_.size() && s_[pos_] == ',') {
-          ++pos_;
-          continue;
-        }
-        if (pos_ < s_.size() && s_[pos_] == ']') {
-          ++pos_;
-          break;
-        }
-        return fail("expected ',' or ']'");
-      }
-    }
-    nodes_[self].count = count;
-    close(self);
-    return true;
+    std::uint32_t self = 0;
+    return container(JsonType::array, ']', depth, self, [&] { return value(depth + 1); });
   }
 
   bool number() {

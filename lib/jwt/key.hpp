@@ -61,6 +61,11 @@ struct JwtKey {
   std::size_t bits() const noexcept { return public_key ? public_key->bits() : secret_bytes * 8; }
 };
 
+// A wall-clock time as a JWT NumericDate: seconds since the epoch.
+inline double numeric_date(jwt::WallTime t) noexcept {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
 // Ids are never reused, so a cache entry can never match a later set.
 std::uint64_t next_key_set_id() noexcept;
 

@@ -62,10 +62,6 @@ bool required_base64url(const picojson::object& o, const char* name, std::string
   return true;
 }
 
-std::string quoted(std::string_view s) {
-  return detail::describe_untrusted(s);
-}
-
 bool load_hmac(JwtKey& key, std::string_view secret, std::string& error) {
   if (secret.size() < kMinHmacSecret) {
     error = "HMAC secret has " + std::to_string(secret.size()) + " bytes; at least 32 are required";
@@ -115,7 +111,8 @@ std::unique_ptr<JwtKey> load_jwk(const picojson::value& v, std::string& kid, std
   }
   key->kid = kid;
   if (field(o, "use") != nullptr && use != "sig") {
-    error = "\"use\" is " + quoted(use) + "; only signature keys (\"sig\") are used";
+    error = "\"use\" is " + detail::describe_untrusted(use) +
+            "; only signature keys (\"sig\") are used";
     return nullptr;
   }
   if (const picojson::value* ops = field(o, "key_ops")) {
@@ -133,7 +130,8 @@ std::unique_ptr<JwtKey> load_jwk(const picojson::value& v, std::string& kid, std
   if (field(o, "alg") != nullptr) {
     key->algorithm = parse_algorithm(alg);
     if (!key->algorithm) {
-      error = "\"alg\" " + quoted(alg) + " is not a supported signature algorithm";
+      error =
+          "\"alg\" " + detail::describe_untrusted(alg) + " is not a supported signature algorithm";
       return nullptr;
     }
   }
@@ -155,7 +153,8 @@ std::unique_ptr<JwtKey> load_jwk(const picojson::value& v, std::string& kid, std
     } else if (crv == "P-521") {
       curve = detail::EcCurve::p521;
     } else {
-      error = "\"crv\" " + quoted(crv) + " is not supported (P-256, P-384, P-521)";
+      error =
+          "\"crv\" " + detail::describe_untrusted(crv) + " is not supported (P-256, P-384, P-521)";
       return nullptr;
     }
     if (!required_base64url(o, "x", a, error) || !required_base64url(o, "y", b, error)) {
@@ -166,8 +165,9 @@ std::unique_ptr<JwtKey> load_jwk(const picojson::value& v, std::string& kid, std
   } else if (kty == "oct") {
     if (!required_base64url(o, "k", a, error) || !load_hmac(*key, a, error)) return nullptr;
   } else {
-    error = field(o, "kty") == nullptr ? "\"kty\" is missing"
-                                       : "\"kty\" " + quoted(kty) + " is not supported";
+    error = field(o, "kty") == nullptr
+                ? "\"kty\" is missing"
+                : "\"kty\" " + detail::describe_untrusted(kty) + " is not supported";
     return nullptr;
   }
   if (key->type != KeyType::oct && key->public_key == nullptr) return nullptr;
@@ -232,7 +232,9 @@ Status KeySet::add_jwk(std::string_view json) {
   if (!parsed) return std::move(parsed).error();
   std::string kid, error;
   auto key = load_jwk(*parsed, kid, error);
-  if (!key) return make_error(ErrorKind::invalid_argument, "JWK " + quoted(kid) + ": " + error);
+  if (!key)
+    return make_error(ErrorKind::invalid_argument,
+                      "JWK " + detail::describe_untrusted(kid) + ": " + error);
   impl_->add(std::move(key));
   return {};
 }

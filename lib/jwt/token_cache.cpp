@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "key.hpp"
 #include "portico/jwt.hpp"
 #include "portico/limiter.hpp"  // detail::KeyHasher, the seeded string hash
 
@@ -13,10 +14,6 @@ namespace portico::detail {
 namespace {
 
 constexpr std::size_t kWays = 8;
-
-double seconds(jwt::WallTime t) noexcept {
-  return std::chrono::duration<double>(t.time_since_epoch()).count();
-}
 
 // Failures that stay failures for the same token and key set whatever the
 // clock says later (an expired token never becomes valid again).
@@ -146,7 +143,7 @@ Verification TokenCache::verify(std::string_view token, WallTime now) {
     ++stats_.misses;
     return verifier_->verify(token, now);
   }
-  const double t = detail::seconds(now);
+  const double t = detail::numeric_date(now);
   const std::uint64_t hash = table_->hasher(token);
   const std::uint64_t set_id = verifier_->keys().current_id();
 

@@ -33,14 +33,6 @@ Verification fail(Reason reason, std::string message) {
   return Verification::failure(reason, std::move(message));
 }
 
-std::string quoted(std::string_view s) {
-  return detail::describe_untrusted(s);
-}
-
-double seconds_since_epoch(WallTime t) noexcept {
-  return std::chrono::duration<double>(t.time_since_epoch()).count();
-}
-
 // A NumericDate for a message: whole seconds as an integer, anything else
 // (fractions, values far outside the int64 range) in %g form.
 std::string describe_seconds(double t) {
@@ -305,7 +297,8 @@ std::optional<Verification> Verifier::verify_jws(std::string_view token, std::st
   const std::string_view alg_text = header.string(*alg_node);
   const auto alg = parse_algorithm(alg_text);
   if (!alg)
-    return fail(Reason::unsupported_alg, "algorithm " + quoted(alg_text) + " is not supported");
+    return fail(Reason::unsupported_alg,
+                "algorithm " + detail::describe_untrusted(alg_text) + " is not supported");
   if (!options_.algorithms.contains(*alg)) {
     return fail(Reason::alg_not_allowed,
                 "algorithm " + std::string(algorithm_name(*alg)) + " is not allowed here");
@@ -347,13 +340,15 @@ std::optional<Verification> Verifier::verify_jws(std::string_view token, std::st
     }
   }
   if (tried == 0) {
-    return fail(Reason::unknown_kid,
-                kid_node ? "no " + std::string(algorithm_name(*alg)) + " key has kid " + quoted(kid)
-                         : "no key fits " + std::string(algorithm_name(*alg)));
+    return fail(Reason::unknown_kid, kid_node
+                                         ? "no " + std::string(algorithm_name(*alg)) +
+                                               " key has kid " + detail::describe_untrusted(kid)
+                                         : "no key fits " + std::string(algorithm_name(*alg)));
   }
-  return fail(Reason::bad_signature, kid_node ? "signature does not verify with key " + quoted(kid)
-                                              : "signature does not verify with any of " +
-                                                    std::to_string(tried) + " candidate key(s)");
+  return fail(Reason::bad_signature,
+              kid_node ? "signature does not verify with key " + detail::describe_untrusted(kid)
+                       : "signature does not verify with any of " + std::to_string(tried) +
+                             " candidate key(s)");
 }
 
 Verification Verifier::verify_signature(std::string_view token, std::string* payload,
@@ -369,7 +364,7 @@ Verification Verifier::verify_signature(std::string_view token, std::string* pay
 
 std::optional<Reason> Verifier::check_time(const VerifiedToken& token,
                                            WallTime now) const noexcept {
-  const double t = seconds_since_epoch(now);
+  const double t = detail::numeric_date(now);
   const auto leeway = static_cast<double>(options_.leeway.count());
   // RFC 7519 4.1.4: not accepted on or after exp.
   if (token.expires_at && t >= *token.expires_at + leeway) return Reason::expired;
@@ -413,7 +408,8 @@ Verification Verifier::check_claims(Jws& jws, WallTime now) const {
 
   for (const std::string& name : options_.required_claims) {
     if (doc.member(doc.root(), name) == nullptr) {
-      return fail(Reason::missing_claim, "required claim " + quoted(name) + " is missing");
+      return fail(Reason::missing_claim,
+                  "required claim " + detail::describe_untrusted(name) + " is missing");
     }
   }
   if (!options_.issuers.empty() && iss == nullptr) {
@@ -437,7 +433,8 @@ Verification Verifier::check_claims(Jws& jws, WallTime now) const {
     const std::string_view value = doc.string(*iss);
     if (std::find(options_.issuers.begin(), options_.issuers.end(), value) ==
         options_.issuers.end()) {
-      return fail(Reason::bad_issuer, "issuer " + quoted(value) + " is not accepted");
+      return fail(Reason::bad_issuer,
+                  "issuer " + detail::describe_untrusted(value) + " is not accepted");
     }
   }
   if (!options_.audiences.empty()) {
