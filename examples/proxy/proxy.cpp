@@ -1,9 +1,13 @@
 // portico-proxy: a minimal reverse proxy built on the library.
 //
 //   portico-proxy --listen 127.0.0.1:8080 --upstream 127.0.0.1:9000 [--upstream ...]
+//                 [--workers N] [--max-body-bytes N]
 //
 // Every request goes to the upstreams (round robin, keep-alive pools);
-// GET /healthz is answered in process. Ctrl-C drains for 5 s and exits.
+// GET /healthz is answered in process. --workers N serves on N threads
+// sharing the port (SO_REUSEPORT; 0: one per core; default 1). Ctrl-C
+// drains for 5 s and exits. Request bodies stream through; larger ones than
+// --max-body-bytes (default: the library's 8 MiB) are refused with 413.
 #include <uv.h>
 
 #include <csignal>
@@ -12,6 +16,7 @@
 #include <string>
 
 #include "portico/proxy.hpp"
+#include "portico/workers.hpp"
 
 using namespace portico;
 
@@ -29,9 +34,19 @@ bool split_host_port(const std::string& text, std::string& host, std::uint16_t& 
   return true;
 }
 
+bool parse_workers(const std::string& text, unsigned& workers) {
+  char* end = nullptr;
+  const long n = std::strtol(text.c_str(), &end, 10);
+  if (end == text.c_str() || *end != '\0' || n < 0 || n > 1024) return false;
+  workers = static_cast<unsigned>(n);
+  return true;
+}
+
 int usage() {
   std::fprintf(stderr,
-               "usage: portico-proxy --listen HOST:PORT --upstream HOST:PORT [--upstream ...]\n");
+               "usage: portico-proxy --listen HOST:PORT --upstream HOST:PORT [--upstream ...]\n"
+               "                     [--workers N]   threads sharing the port; 0: one per core\n"
+               "                     [--max-body-bytes N]\n");
   return 2;
 }
 
@@ -41,6 +56,8 @@ int main(int argc, char** argv) {
   proxy::ServerOptions options;
   proxy::ClusterOptions cluster;
   cluster.name = "upstream";
+  unsigned worker_count = 1;
+  std::uint64_t max_body_bytes = proxy::RouteOptions{}.max_body_bytes;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--listen") {
@@ -49,6 +66,12 @@ int main(int argc, char** argv) {
       proxy::Endpoint e;
       if (!split_host_port(value, e.address, e.port)) return usage();
       cluster.endpoints.push_back(e);
+    } else if (flag == "--workers") {
+      if (!parse_workers(value, worker_count)) return usage();
+    } else if (flag == "--max-body-bytes") {
+      char* end = nullptr;
+      max_body_bytes = std::strtoull(value.c_str(), &end, 10);
+      if (end == value.c_str() || *end != '\0') return usage();
     } else {
       return usage();
     }
@@ -70,41 +93,40 @@ int main(int argc, char** argv) {
   all.name = "all";
   all.path = "/**";
   all.target = std::string("upstream");
+  all.max_body_bytes = max_body_bytes;
   options.routes.push_back(all);
 
-  uv_loop_t* loop = uv_default_loop();
-  auto server = proxy::Server::create(loop, options);
-  if (!server) {
-    std::fprintf(stderr, "portico-proxy: %s\n", server.error().message.c_str());
+  // Every worker calls the handler above on its own thread; it shares nothing.
+  std::signal(SIGPIPE, SIG_IGN);
+  auto workers = proxy::Workers::start(options, worker_count);
+  if (!workers) {
+    std::fprintf(stderr, "portico-proxy: %s\n", workers.error().message.c_str());
     return 1;
   }
-  if (auto st = (*server)->start(); !st) {
-    std::fprintf(stderr, "portico-proxy: %s\n", st.error().message.c_str());
-    return 1;
-  }
-  std::printf("portico-proxy listening on %s:%u\n", options.address.c_str(), (*server)->port());
+  std::printf("portico-proxy listening on %s:%u (%u workers)\n", options.address.c_str(),
+              (*workers)->port(), (*workers)->size());
   std::fflush(stdout);
 
   // The example, not the library, owns signals: SIGINT/SIGTERM drain and stop.
+  // The main thread's loop only waits for them; stop() blocks it while the
+  // workers drain, then the signal handles close and uv_run returns.
+  uv_loop_t* loop = uv_default_loop();
   uv_signal_t sigint, sigterm;
   auto on_signal = [](uv_signal_t* sig, int) {
-    auto* srv = static_cast<proxy::Server*>(sig->data);
-    srv->stop(std::chrono::seconds(5), [loop = sig->loop] {
-      uv_walk(
-          loop,
-          [](uv_handle_t* h, void*) {
-            if (!uv_is_closing(h)) uv_close(h, nullptr);
-          },
-          nullptr);
-    });
+    static_cast<proxy::Workers*>(sig->data)->stop(std::chrono::seconds(5));
+    uv_walk(
+        sig->loop,
+        [](uv_handle_t* h, void*) {
+          if (!uv_is_closing(h)) uv_close(h, nullptr);
+        },
+        nullptr);
   };
   for (uv_signal_t* s : {&sigint, &sigterm}) {
     uv_signal_init(loop, s);
-    s->data = server->get();
+    s->data = workers->get();
   }
   uv_signal_start(&sigint, on_signal, SIGINT);
   uv_signal_start(&sigterm, on_signal, SIGTERM);
-  std::signal(SIGPIPE, SIG_IGN);
   uv_run(loop, UV_RUN_DEFAULT);
   uv_loop_close(loop);
   return 0;

@@ -21,14 +21,18 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
 
+#include "portico/balancer.hpp"
+#include "portico/breaker.hpp"
 #include "portico/clock.hpp"
 #include "portico/export.hpp"
+#include "portico/filter.hpp"
 #include "portico/http.hpp"
 #include "portico/result.hpp"
 #include "portico/router.hpp"
@@ -50,8 +54,52 @@ using Handler =
     std::function<void(const http::RequestHead& request, std::string_view body, Reply& reply)>;
 
 struct Endpoint {
-  std::string address;  // numeric IPv4 or IPv6
+  // A numeric IPv4 or IPv6 address, or a host name: a name is resolved with
+  // getaddrinfo on the loop's thread pool when the server starts and again
+  // every ClusterOptions::dns_refresh, and each address it yields is an
+  // endpoint of its own (with this weight).
+  std::string address;
   std::uint16_t port = 0;
+  std::uint32_t weight = 1;  // 1..kMaxEndpointWeight (balancer.hpp)
+};
+
+// Active health checking: an HTTP/1.1 GET of `path` to every endpoint each
+// `interval`. An endpoint turns unhealthy after `unhealthy_threshold` failed
+// checks in a row (a connect error, a timeout, or a status outside
+// [min_status, max_status]) and healthy again after `healthy_threshold`
+// passing ones. Endpoints start healthy. Unhealthy endpoints get no traffic
+// unless too few are left (the balancer's panic threshold).
+struct HealthCheckOptions {
+  std::string path;  // empty: no active health checking
+  std::string host;  // the Host header; empty: the endpoint's address
+  Duration interval = std::chrono::seconds(5);
+  Duration timeout = std::chrono::seconds(2);
+  std::uint32_t healthy_threshold = 2;
+  std::uint32_t unhealthy_threshold = 3;
+  int min_status = 200;
+  int max_status = 299;
+};
+
+// When a failed attempt is tried again, on another endpoint where there is
+// one. Only safe cases are retried: a connection that could not be opened,
+// a pooled connection that turned out closed, or, for an idempotent method
+// (GET, HEAD, OPTIONS, TRACE, PUT, DELETE), a request whose bytes were not
+// all sent or whose response status is in `retry_on_statuses`.
+struct RetryOptions {
+  std::uint32_t max_retries = 1;       // attempts after the first; 0: never retry
+  std::vector<int> retry_on_statuses;  // e.g. {502, 503, 504}; empty: none
+  // Before retry k the request waits a random time in
+  // [0, min(backoff_max, backoff_base * 2^(k-1))] ("full jitter").
+  Duration backoff_base = std::chrono::milliseconds(25);
+  Duration backoff_max = std::chrono::milliseconds(250);
+  // Retries in flight are at most budget_percent of the requests in flight
+  // to the cluster, or budget_min_concurrent, whichever is larger, so
+  // retries cannot multiply the load on a cluster in an outage.
+  double budget_percent = 20.0;
+  std::uint32_t budget_min_concurrent = 3;
+  // A request body is kept for a retry up to this many bytes; a request with
+  // a larger body (or a chunked one that grows past it) is not retried.
+  std::size_t replay_buffer_bytes = 64 * 1024;
 };
 
 struct ClusterOptions {
@@ -64,8 +112,16 @@ struct ClusterOptions {
   Duration idle_timeout = std::chrono::seconds(60);
   std::uint32_t max_requests_per_connection = 0;  // 0: no limit
   Duration connect_timeout = std::chrono::seconds(2);
-  // From the last request byte sent to the response head; then between reads.
+  // From the last request byte sent to the response head.
   Duration response_timeout = std::chrono::seconds(30);
+  // Between two reads of the response once it has started.
+  Duration idle_between_bytes_timeout = std::chrono::seconds(30);
+  BalancerPolicy policy = BalancerPolicy::round_robin;
+  OutlierConfig outlier;                 // passive: failures in a row eject an endpoint
+  std::optional<BreakerConfig> breaker;  // per endpoint; nullopt: none
+  HealthCheckOptions health_check;       // active
+  RetryOptions retry;
+  Duration dns_refresh = std::chrono::seconds(30);  // for endpoints given by name
 };
 
 struct RouteOptions {
@@ -75,8 +131,11 @@ struct RouteOptions {
   MethodSet methods = MethodSet::any();
   // The target: an in-process handler, or the name of a cluster.
   std::variant<Handler, std::string> target;
-  // Larger request bodies are refused with 413.
+  // Larger request bodies are refused with 413; also the bound of a body a
+  // filter asks to see whole (request or response).
   std::uint64_t max_body_bytes = 8u << 20;
+  // Run after the server's global filters, in order (filter.hpp).
+  std::vector<std::shared_ptr<Filter>> filters;
 };
 
 struct ServerOptions {
@@ -86,8 +145,21 @@ struct ServerOptions {
   http::Limits limits;
   Duration header_timeout = std::chrono::seconds(10);  // 408 and close
   Duration idle_timeout = std::chrono::seconds(60);    // between keep-alive requests
+  // From the first byte of a request to the end of its response; 0: none.
+  // Expiry answers 504 if the response has not started, else closes.
+  Duration request_timeout = Duration::zero();
+  // Peers (CIDRs such as "10.0.0.0/8" or single addresses) whose
+  // X-Forwarded-For is believed. From any other peer the header is replaced,
+  // so clients cannot choose the address upstreams see.
+  std::vector<std::string> trusted_proxies;
+  // Binds the listener with SO_REUSEPORT, so that several servers (one per
+  // worker thread) can share a port and the kernel spreads connections.
+  bool reuse_port = false;
   std::vector<ClusterOptions> clusters;
   std::vector<RouteOptions> routes;
+  // Run for every request, before the route's filters. Their on_log runs
+  // for unrouted requests (404, 405, 400) too.
+  std::vector<std::shared_ptr<Filter>> filters;
 };
 
 struct ServerStats {

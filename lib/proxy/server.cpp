@@ -7,27 +7,22 @@
 // from stops reading until that write completes. That one rule gives
 // back-pressure in both directions and bounds each exchange to two buffers,
 // whatever the body size.
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <string>
 
 #include "../common/ascii.hpp"
-#include "internal.hpp"
 #include "portico/path.hpp"
-#include "portico/proxy.hpp"
+#include "session.hpp"
 
 namespace portico::proxy {
 
-using detail::BufferPool;
-using detail::HeadWriter;
-using detail::Link;
-
 namespace {
-
-constexpr std::size_t kMaxPieces = 32;  // body pieces gathered into one writev
 
 std::uint64_t to_ms(Duration d) noexcept {
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
@@ -107,184 +102,6 @@ bool is_hop_by_hop(std::string_view name, std::string_view connection) noexcept 
 
 }  // namespace
 
-struct Cluster;
-struct UpConn;
-struct Conn;
-struct Exchange;
-
-namespace {
-void conn_on_body(Conn* c, std::string_view data);
-void conn_send(Conn* c, int status, std::span<const http::Header> headers, std::string_view body);
-}  // namespace
-
-struct EndpointState {
-  sockaddr_storage addr{};
-  std::string label;  // "127.0.0.1:8080", for error bodies
-  Link idle;          // pooled UpConns
-  std::size_t idle_count = 0;
-  Cluster* cluster = nullptr;
-};
-
-struct Cluster {
-  ClusterOptions options;
-  std::vector<std::unique_ptr<EndpointState>> endpoints;
-  std::size_t next = 0;  // round robin
-};
-
-struct CompiledRoute {
-  const RouteOptions* options = nullptr;
-  Cluster* cluster = nullptr;  // null: the handler
-};
-
-class ServerImpl {
- public:
-  ServerImpl(uv_loop_t* loop, ServerOptions options);
-  ~ServerImpl();
-
-  Status compile();
-  Status start();
-  void stop(Duration drain, std::function<void()> on_stopped);
-
-  // Connection bookkeeping.
-  void on_connection(int status);
-  void handle_closed();
-  void maybe_stopped();
-
-  uv_loop_t* loop;
-  ServerOptions options;
-  Router router;
-  std::vector<CompiledRoute> routes;  // by RouteId
-  std::vector<std::unique_ptr<Cluster>> clusters;
-  BufferPool pool;
-  uv_tcp_t listener{};
-  bool listener_open = false;
-  bool stopping = false;
-  uv_timer_t drain_timer{};
-  bool drain_timer_open = false;
-  std::function<void()> on_stopped;
-  Link conns;                    // every downstream connection
-  std::size_t open_handles = 0;  // handles of connections (down and up) not yet closed
-  std::uint16_t bound_port = 0;
-  ServerStats stats;
-  std::uint64_t next_request_id = 1;
-  std::string path_scratch;  // normalised path of the request being routed
-  std::vector<Exchange*> free_exchanges;
-
-  Exchange* take_exchange();
-  void give_back(Exchange* x);
-};
-
-// ------------------------------------------------------------- upstream side
-
-struct UpConn {
-  uv_tcp_t tcp{};
-  uv_timer_t timer{};
-  uv_connect_t connect_req{};
-  uv_write_t write_req{};
-  ServerImpl* server;
-  EndpointState* endpoint;
-  Link idle_link;
-  Conn* client = nullptr;
-  char* buf = nullptr;
-  std::size_t len = 0;
-  char* out = nullptr;  // the request head
-  std::size_t out_len = 0;
-  http::ResponseParser parser;
-  std::uint32_t requests = 0;
-  int handles = 0;
-  bool connected = false;
-  bool reading = false;
-  bool closing = false;
-  bool reused = false;  // this exchange runs on a pooled connection
-  bool writing = false;
-  bool response_bytes = false;  // any byte of a response arrived
-  bool head_done = false;       // the response head went to the client
-  std::size_t cursor = 0;       // bytes of buf already processed
-
-  UpConn(ServerImpl* s, EndpointState* ep) : server(s), endpoint(ep), parser(s->options.limits) {
-    idle_link.owner = this;
-  }
-};
-
-// ----------------------------------------------------------- downstream side
-
-enum class ConnState : std::uint8_t {
-  reading_head,
-  reading_body,  // request body: to the handler's buffer or to the upstream
-  waiting,       // request complete, response in progress
-  tunnel,        // after a 101: raw bytes both ways until either side closes
-  closing,
-};
-
-// What a connection needs only while it has a request in progress: taken
-// from a per-server pool when the first byte of a request arrives and given
-// back when the exchange ends, so an idle keep-alive connection is small.
-struct Exchange {
-  uv_write_t write_req{};
-  http::RequestParser parser;
-  std::string handler_body;  // in-process handlers get the whole body
-
-  // Pieces gathered for the next writev (to the upstream or the client).
-  uv_buf_t pieces[kMaxPieces * 3 + 2];
-  std::size_t piece_count = 0;
-  // Chunk-size lines, one array per direction: a request body and an early
-  // response may both be in flight.
-  char request_lines[kMaxPieces][24];
-  char response_lines[kMaxPieces][24];
-  char (*chunk_lines)[24] = request_lines;
-  std::size_t chunk_line_count = 0;
-  std::string request_overflow, response_overflow;
-  std::string* sink_overflow = &request_overflow;
-  bool sink_full = false;
-  bool sink_chunked = false;
-  bool sink_to_handler = false;
-
-  explicit Exchange(const http::Limits& limits) : parser(limits) {}
-};
-
-struct Conn final : http::BodySink, Reply {
-  uv_tcp_t tcp{};
-  uv_timer_t timer{};
-  ServerImpl* server;
-  Link link;
-  Exchange* x = nullptr;  // while a request is in progress
-  char* buf = nullptr;
-  std::size_t len = 0;     // bytes in buf
-  std::size_t cursor = 0;  // bytes of buf already processed
-  char* out = nullptr;     // response head (and small responses)
-  ConnState state = ConnState::reading_head;
-  int handles = 0;
-  bool reading = false;
-  bool writing = false;
-  bool keep_alive = true;
-  bool head_timer = false;  // the header timeout is running
-
-  // The request in progress.
-  const CompiledRoute* route = nullptr;
-  UpConn* up = nullptr;
-  std::uint64_t request_id = 0;
-  std::uint64_t body_seen = 0;
-  bool is_head_request = false;
-  bool request_done = false;  // the whole request reached the upstream (or the handler)
-  bool response_started = false;
-  bool response_done = false;
-  bool chunked_to_upstream = false;
-  bool chunked_to_client = false;
-  bool close_after_response = false;
-  std::size_t head_end = 0;  // where the head ends in buf
-  http::Framing request_framing = http::Framing::none;
-  char client_ip[INET6_ADDRSTRLEN] = "";
-
-  explicit Conn(ServerImpl* s) : server(s) { link.owner = this; }
-
-  // BodySink: gather a piece (with chunk framing when re-framing).
-  void on_body(std::string_view data) override { conn_on_body(this, data); }
-  // Reply: an in-process handler's response.
-  void send(int status, std::span<const http::Header> headers, std::string_view body) override {
-    conn_send(this, status, headers, body);
-  }
-};
-
 namespace {
 
 template <class T>
@@ -292,20 +109,25 @@ T* owner_of(uv_handle_t* h) {
   return static_cast<T*>(h->data);
 }
 
+}  // namespace
+
 // ----------------------------------------------------------- forward decls
 
 void conn_close(Conn* c);
 void conn_read_start(Conn* c);
 void conn_process(Conn* c);
-void conn_respond_error(Conn* c, int status, std::string_view cause);
 void conn_finish_exchange(Conn* c);
+void conn_write_local(Conn* c);
+void conn_dispatch_upstream(Conn* c);
 void up_close(UpConn* u);
 void up_process(UpConn* u);
-void up_start_exchange(Conn* c, EndpointState* ep, bool allow_pooled);
+void up_start_exchange(Conn* c, EndpointState* ep, bool allow_pooled, Duration delay);
 void up_send_request(UpConn* u);
 void up_fail(UpConn* u, int status, std::string_view cause);
 void up_release(UpConn* u);
+void up_stream_body(UpConn* u);
 void tunnel_to_upstream(Conn* c);
+bool conn_write_response_head(Conn* c, const http::ResponseHead& head);
 
 // ---------------------------------------------------------------- allocs
 
@@ -345,14 +167,28 @@ void conn_release_buffers(Conn* c) {
   c->len = c->cursor = 0;
 }
 
-void conn_close(Conn* c) {
-  if (c->state == ConnState::closing) return;
-  c->state = ConnState::closing;
+// Gives up the upstream side of the exchange (its connection cannot be
+// reused: the exchange on it was cut).
+void conn_abort(Conn* c) {
   if (c->up != nullptr) {
     UpConn* u = c->up;
     c->up = nullptr;
     u->client = nullptr;
-    up_close(u);  // the exchange is cut: the upstream connection cannot be reused
+    up_close(u);
+  }
+  if (c->x != nullptr && c->x->endpoint != nullptr)
+    cluster_attempt_end(c, RequestOutcome::cancelled);
+}
+
+void conn_close(Conn* c) {
+  if (c->state == ConnState::closing) return;
+  const bool aborted = c->x != nullptr && !c->response_done;
+  c->state = ConnState::closing;
+  conn_abort(c);
+  if (c->x != nullptr) {
+    c->x->paused = false;  // a ResumeHandle of this request now does nothing
+    if (aborted) c->x->outcome.client_aborted = true;
+    chain_log(c);
   }
   c->link.unlink();
   uv_timer_stop(&c->timer);
@@ -371,6 +207,11 @@ void on_conn_idle_timeout(uv_timer_t* t) {
 void on_conn_header_timeout(uv_timer_t* t) {
   Conn* c = owner_of<Conn>(reinterpret_cast<uv_handle_t*>(t));
   conn_respond_error(c, 408, "the request head did not arrive in time");
+}
+
+void on_conn_request_timeout(uv_timer_t* t) {
+  Conn* c = owner_of<Conn>(reinterpret_cast<uv_handle_t*>(t));
+  conn_respond_error(c, 504, "the request did not complete in time");
 }
 
 void on_conn_read(uv_stream_t* s, ssize_t nread, const uv_buf_t*);
@@ -422,35 +263,99 @@ char* conn_out(Conn* c) {
   return c->out;
 }
 
-// A complete response of the proxy's own (errors, 100 Continue is separate).
+Exchange* conn_exchange(Conn* c) {
+  if (c->x == nullptr) {
+    c->x = c->server->take_exchange();
+    c->x->conn = c;
+  }
+  return c->x;
+}
+
+// Sends a local answer (filter, handler or error) through the response
+// phases of the filters that saw the request.
+void conn_respond_local(Conn* c) {
+  Exchange* x = c->x;
+  x->upstream_head = nullptr;
+  if (x->entered > 0 && x->phase != Phase::response_headers && x->phase != Phase::response_body &&
+      x->phase != Phase::done) {
+    chain_response(c);
+  } else {
+    conn_write_local(c);
+  }
+}
+
+// A complete response of the proxy's own: the request cannot go on.
 void conn_respond_error(Conn* c, int status, std::string_view cause) {
   if (c->state == ConnState::closing) return;
   if (c->response_started || c->writing) {
     conn_close(c);  // a status cannot be changed once the response began
     return;
   }
-  if (c->x == nullptr) c->x = c->server->take_exchange();
+  Exchange* x = conn_exchange(c);
+  conn_abort(c);
   conn_read_stop(c);
   uv_timer_stop(&c->timer);
   c->close_after_response = true;  // the request's remaining bytes are unknown
-  char* out = conn_out(c);
-  const std::size_t cap = c->server->pool.block_size();
+  x->paused = false;
+  x->error_text.assign(cause.substr(0, 400));
   char body[512];
-  const int body_len = std::snprintf(body, sizeof body, "%.*s (request %llu)\n",
-                                     static_cast<int>(std::min<std::size_t>(cause.size(), 400)),
-                                     cause.data(), static_cast<unsigned long long>(c->request_id));
-  HeadWriter w(out, cap);
+  const int body_len =
+      std::snprintf(body, sizeof body, "%s (request %llu)\n", x->error_text.c_str(),
+                    static_cast<unsigned long long>(c->request_id));
+  x->local_status = x->response_status = status;
+  x->local_body.assign(body, static_cast<std::size_t>(body_len));
+  x->local_headers.clear();
+  x->local_headers.add(EditOp::set, "content-type", "text/plain");
+  x->buffer_response = false;
+  conn_respond_local(c);
+}
+
+// Writes x's local answer: status, headers and body.
+void conn_write_local(Conn* c) {
+  Exchange* x = c->x;
+  if (c->state == ConnState::closing) return;
+  if (c->response_started || c->writing) {
+    conn_close(c);
+    return;
+  }
+  if (c->server->stopping) c->keep_alive = false;
+  if (!c->request_done && c->request_framing != http::Framing::none) {
+    c->close_after_response = true;  // the rest of the request body is unread
+    conn_read_stop(c);
+  }
+  if (c->state == ConnState::reading_body) c->state = ConnState::waiting;
+  HeadWriter w(conn_out(c), c->server->pool.block_size());
+  const int status = x->response_status != 0 ? x->response_status : x->local_status;
   w << "HTTP/1.1 ";
-  w.number(static_cast<unsigned>(status))
-      << " " << reason_phrase(status) << "\r\ncontent-type: text/plain\r\ncontent-length: ";
-  w.number(static_cast<unsigned>(body_len))
-      << "\r\nconnection: close\r\n\r\n"
-      << std::string_view(body, static_cast<std::size_t>(body_len));
+  w.number(static_cast<unsigned>(status)) << " " << reason_phrase(status) << "\r\n";
+  for (std::size_t i = 0; i < x->local_headers.count; ++i) {
+    const HeaderEdit& h = x->local_headers.items[i];
+    if (x->response_edits.drops(h.name)) continue;
+    w << h.name << ": " << h.value << "\r\n";
+  }
+  x->response_edits.write(w);
+  w << "content-length: ";
+  w.number(x->local_body.size()) << "\r\n";
+  if (!c->keep_alive || c->close_after_response) w << "connection: close\r\n";
+  w << "\r\n";
+  if (w.overflow()) {
+    c->close_after_response = true;
+    static const char kTooLarge[] =
+        "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+    w = HeadWriter(c->out, c->server->pool.block_size());
+    w << std::string_view(kTooLarge, sizeof kTooLarge - 1);
+    x->local_body.clear();
+    x->error_text.assign("the response head is too large");
+  }
+  x->response_status = status;
+  x->outcome.status = status;
+  x->outcome.response_body_bytes = c->is_head_request ? 0 : x->local_body.size();
   c->response_started = true;
   c->response_done = true;
-  c->state = ConnState::waiting;
-  uv_buf_t b = uv_buf_init(out, static_cast<unsigned>(w.size()));
-  conn_write(c, &b, 1);
+  uv_buf_t bufs[2] = {
+      uv_buf_init(c->out, static_cast<unsigned>(w.size())),
+      uv_buf_init(x->local_body.data(), static_cast<unsigned>(x->local_body.size()))};
+  conn_write(c, bufs, c->is_head_request || x->local_body.empty() ? 1 : 2);
 }
 
 // Appends one body piece to the gather list, framed as a chunk when the
@@ -469,70 +374,60 @@ void conn_add_piece(Conn* c, char* data, std::size_t size) {
 
 // Gathers body pieces from the parser into c->x->pieces. Past the array's
 // room (a buffer of many tiny chunks), the rest is copied into the
-// direction's overflow buffer, sent as one more piece.
-void conn_on_body(Conn* c, std::string_view data) {
-  Exchange* x = c->x;
-  c->body_seen += data.size();
-  if (x->sink_to_handler) {
-    x->handler_body.append(data);
+// direction's overflow buffer, sent as one more piece. Buffered bodies
+// (handlers, filters that asked, replayable requests) are copied whole.
+void Conn::on_body(std::string_view data) {
+  Exchange* ex = x;
+  if (ex->sink_to_response) {
+    ex->outcome.response_body_bytes += data.size();
+    ex->response_body.append(data);
     return;
   }
-  if (x->sink_full) {
-    x->sink_overflow->append(data);
+  body_seen += data.size();
+  if (ex->sink_to_handler) {
+    ex->handler_body.append(data);
     return;
   }
-  conn_add_piece(c, const_cast<char*>(data.data()), data.size());
+  if (ex->sink_full) {
+    ex->sink_overflow->append(data);
+    return;
+  }
+  conn_add_piece(this, const_cast<char*>(data.data()), data.size());
   // Room stays for the overflow (3 pieces) and a final chunk (1).
-  if (x->chunk_line_count == kMaxPieces - 1 || x->piece_count + 3 + 4 > std::size(x->pieces)) {
-    x->sink_full = true;
+  if (ex->chunk_line_count == kMaxPieces - 1 || ex->piece_count + 3 + 4 > std::size(ex->pieces)) {
+    ex->sink_full = true;
   }
 }
 
-// Adds the overflow gathered by conn_on_body as the last body piece.
+// Adds the overflow gathered by on_body as the last body piece.
 void conn_flush_overflow(Conn* c) {
   if (!c->x->sink_full || c->x->sink_overflow->empty()) return;
   conn_add_piece(c, c->x->sink_overflow->data(), c->x->sink_overflow->size());
 }
 
-void conn_send(Conn* c, int status, std::span<const http::Header> headers, std::string_view body) {
-  if (c->response_started || c->state == ConnState::closing) return;
-  if (c->server->stopping) c->keep_alive = false;
-  char* o = conn_out(c);
-  const std::size_t cap = c->server->pool.block_size();
-  HeadWriter w(o, cap);
-  w << "HTTP/1.1 ";
-  w.number(static_cast<unsigned>(status)) << " " << reason_phrase(status) << "\r\n";
-  for (const http::Header& h : headers) {
-    if (is_hop_by_hop(h.name, {})) continue;
-    w << h.name << ": " << h.value << "\r\n";
-  }
-  w << "content-length: ";
-  w.number(body.size()) << "\r\n";
-  if (!c->keep_alive) w << "connection: close\r\n";
-  w << "\r\n";
-  if (w.overflow()) {
-    conn_respond_error(c, 500, "the handler's response head is too large");
+// An in-process handler's answer.
+void Conn::send(int status, std::span<const http::Header> headers, std::string_view body) {
+  if (response_started || state == ConnState::closing || x == nullptr || x->local_status != 0)
     return;
+  if (status < 100 || status > 599) status = 500;
+  x->local_status = x->response_status = status;
+  x->local_headers.clear();
+  for (const http::Header& h : headers) {
+    if (!is_hop_by_hop(h.name, {})) x->local_headers.add(EditOp::add, h.name, h.value);
   }
-  c->response_started = true;
-  c->response_done = true;
-  // The body is copied into the handler-body buffer, which lives until the
-  // write completes (the request body is no longer needed).
-  c->x->handler_body.assign(body);
-  uv_buf_t bufs[2] = {
-      uv_buf_init(o, static_cast<unsigned>(w.size())),
-      uv_buf_init(c->x->handler_body.data(), static_cast<unsigned>(c->x->handler_body.size()))};
-  conn_write(c, bufs, c->is_head_request || c->x->handler_body.empty() ? 1 : 2);
+  x->local_body.assign(body);
+  conn_respond_local(this);
 }
 
 void conn_run_handler(Conn* c) {
   const auto& handler = std::get<Handler>(c->route->options->target);
   c->state = ConnState::waiting;
   handler(c->x->parser.head(), c->x->handler_body, *c);
-  if (!c->response_started) conn_respond_error(c, 502, "the in-process handler sent no response");
+  if (c->state != ConnState::closing && c->x != nullptr && c->x->local_status == 0)
+    conn_respond_error(c, 502, "the in-process handler sent no response");
 }
 
-// Keeps the head (which an in-process handler still reads) and drops the
+// Keeps the head (which filters and handlers still read) and drops the
 // body bytes already consumed, so a long body never fills the buffer.
 void conn_compact_after_head(Conn* c) {
   if (c->cursor > c->head_end) {
@@ -544,25 +439,47 @@ void conn_compact_after_head(Conn* c) {
 
 void on_up_write(uv_write_t* req, int status);
 
+// The whole request body is in handler_body.
+void conn_body_buffered(Conn* c) {
+  Exchange* x = c->x;
+  c->state = ConnState::waiting;
+  if (x->buffer_request && x->entered > 0) {
+    x->phase = Phase::request_body;
+    x->filter = 0;
+    chain_run(c);
+    return;
+  }
+  conn_after_request_body_filters(c);
+}
+
+void conn_after_request_body_filters(Conn* c) {
+  if (c->route->cluster == nullptr) {
+    conn_run_handler(c);
+  } else {
+    conn_dispatch_upstream(c);
+  }
+}
+
 // Parses the request body bytes in buf[cursor, len) and passes them on: into
-// handler_body for an in-process handler, or as one writev to the upstream
-// (after `head_pieces` pieces already in c->x->pieces, the request head).
+// handler_body when buffering, or as one writev to the upstream (after
+// `head_pieces` pieces already in c->x->pieces, the request head).
 void conn_forward_body(Conn* c, std::size_t head_pieces) {
-  const bool to_handler = c->route->cluster == nullptr;
-  c->x->piece_count = head_pieces;
-  c->x->chunk_lines = c->x->request_lines;
-  c->x->chunk_line_count = 0;
-  c->x->sink_overflow = &c->x->request_overflow;
-  c->x->request_overflow.clear();
-  c->x->sink_full = false;
-  c->x->sink_chunked = c->chunked_to_upstream;
-  c->x->sink_to_handler = to_handler;
+  Exchange* x = c->x;
+  const bool buffering = x->sink_to_handler;
+  x->piece_count = head_pieces;
+  x->chunk_lines = x->request_lines;
+  x->chunk_line_count = 0;
+  x->sink_overflow = &x->request_overflow;
+  x->request_overflow.clear();
+  x->sink_full = false;
+  x->sink_chunked = c->chunked_to_upstream;
+  x->sink_to_response = false;
   bool done = c->request_done;
   if (!done && c->buf != nullptr && c->len > c->cursor) {
-    http::BodyProgress p = c->x->parser.parse_body({c->buf + c->cursor, c->len - c->cursor}, *c);
+    http::BodyProgress p = x->parser.parse_body({c->buf + c->cursor, c->len - c->cursor}, *c);
     c->cursor += p.consumed;
     if (p.state == http::ParseState::error) {
-      conn_respond_error(c, c->x->parser.error().status, c->x->parser.error().reason);
+      conn_respond_error(c, x->parser.error().status, x->parser.error().reason);
       return;
     }
     conn_flush_overflow(c);
@@ -573,15 +490,17 @@ void conn_forward_body(Conn* c, std::size_t head_pieces) {
     conn_respond_error(c, 413, "the request body is larger than this route allows");
     return;
   }
+  x->outcome.request_body_bytes = c->body_seen;
   if (done && !c->request_done) {
     c->request_done = true;
-    if (c->chunked_to_upstream && !to_handler) {
-      c->x->pieces[c->x->piece_count++] = uv_buf_init(const_cast<char*>("0\r\n\r\n"), 5);
+    if (c->chunked_to_upstream && !buffering) {
+      x->pieces[x->piece_count++] = uv_buf_init(const_cast<char*>("0\r\n\r\n"), 5);
     }
   }
-  if (to_handler) {
+  if (buffering) {
     if (c->request_done) {
-      conn_run_handler(c);
+      x->sink_to_handler = false;
+      conn_body_buffered(c);
     } else {
       conn_compact_after_head(c);
       conn_read_start(c);
@@ -590,7 +509,7 @@ void conn_forward_body(Conn* c, std::size_t head_pieces) {
   }
   if (c->request_done) c->state = ConnState::waiting;
   UpConn* u = c->up;
-  if (c->x->piece_count == 0) {
+  if (x->piece_count == 0) {
     if (!c->request_done) conn_read_start(c);
     return;
   }
@@ -598,17 +517,51 @@ void conn_forward_body(Conn* c, std::size_t head_pieces) {
   // completes: reading goes on into the free space after them (and stops,
   // for back-pressure, only when the buffer is full).
   u->writing = true;
-  if (uv_write(&u->write_req, reinterpret_cast<uv_stream_t*>(&u->tcp), c->x->pieces,
-               static_cast<unsigned>(c->x->piece_count), on_up_write) != 0) {
+  if (uv_write(&u->write_req, reinterpret_cast<uv_stream_t*>(&u->tcp), x->pieces,
+               static_cast<unsigned>(x->piece_count), on_up_write) != 0) {
     u->writing = false;
     up_fail(u, 502, "the upstream connection failed while sending the request");
   }
 }
 
-// Routes a complete head and starts its exchange.
+// Finds the client's address: the peer's, unless the peer is a trusted
+// proxy, in which case X-Forwarded-For is read from the right, skipping
+// trusted hops, and the first untrusted address is the client.
+void conn_find_client_ip(Conn* c, const http::RequestHead& head) {
+  c->client_ip = c->peer_ip;
+  if (!c->peer_trusted) return;
+  std::string_view xff = head.header("x-forwarded-for");
+  while (!xff.empty()) {
+    const std::size_t comma = xff.rfind(',');
+    std::string_view hop = comma == std::string_view::npos ? xff : xff.substr(comma + 1);
+    xff = comma == std::string_view::npos ? std::string_view() : xff.substr(0, comma);
+    while (!hop.empty() && (hop.front() == ' ' || hop.front() == '\t'))
+      hop.remove_prefix(1);
+    while (!hop.empty() && (hop.back() == ' ' || hop.back() == '\t'))
+      hop.remove_suffix(1);
+    sockaddr_storage addr{};
+    c->client_ip_storage.assign(hop);
+    if (hop.empty() ||
+        (uv_ip4_addr(c->client_ip_storage.c_str(), 0, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
+         uv_ip6_addr(c->client_ip_storage.c_str(), 0, reinterpret_cast<sockaddr_in6*>(&addr)) != 0))
+      return;  // not an address: believe nothing further left
+    c->client_ip = c->client_ip_storage;
+    bool trusted = false;
+    for (const Cidr& net : c->server->trusted) {
+      if (cidr_contains(net, addr)) {
+        trusted = true;
+        break;
+      }
+    }
+    if (!trusted) return;
+  }
+}
+
+// Routes a complete head and starts its filter chain.
 void conn_start_request(Conn* c) {
   ServerImpl* s = c->server;
-  const http::RequestHead& head = c->x->parser.head();
+  Exchange* x = c->x;
+  const http::RequestHead& head = x->parser.head();
   c->request_id = s->next_request_id++;
   ++s->stats.requests;
   c->keep_alive = head.keep_alive && !s->stopping;
@@ -616,60 +569,101 @@ void conn_start_request(Conn* c) {
   c->body_seen = 0;
   c->request_done = c->response_started = c->response_done = false;
   c->close_after_response = false;
-  c->x->handler_body.clear();
+  c->route = nullptr;
+  x->handler_body.clear();
+  x->start = s->now();
+  x->chain = s->global_filters;
+  conn_find_client_ip(c, head);
+  c->state = ConnState::reading_body;
+  c->cursor += x->parser.head_size();
+  c->head_end = c->cursor;
+  c->request_framing = head.framing;
+  c->chunked_to_upstream = head.framing == http::Framing::chunked;
+  if (s->options.request_timeout > Duration::zero())
+    conn_timer_start(c, s->options.request_timeout, on_conn_request_timeout);
 
-  std::string_view path = head.path, query;
+  std::string_view path = head.path;
+  x->query = {};
   if (std::size_t q = path.find('?'); q != std::string_view::npos) {
-    query = path.substr(q + 1);
+    x->query = path.substr(q + 1);
     path = path.substr(0, q);
   }
   if (path.empty() || path.front() != '/') {
     conn_respond_error(c, 400, "the request target is not a path");
     return;
   }
-  s->path_scratch.resize(path.size());
-  auto normal =
-      normalize_path(path, std::span<char>(s->path_scratch.data(), s->path_scratch.size()));
+  x->path.resize(path.size());
+  auto normal = normalize_path(path, std::span<char>(x->path.data(), x->path.size()));
   if (!normal) {
     conn_respond_error(c, 400, "the request path is malformed");
     return;
   }
-  const std::string_view normalized(s->path_scratch.data(), *normal);
-  MatchInput in{head.method, head.host, normalized, query, {}};
-  Match m = s->router.match(in);
-  if (m.status != MatchStatus::matched) {
-    conn_respond_error(c, m.status == MatchStatus::not_found ? 404 : 405,
-                       m.status == MatchStatus::not_found ? "no route matches this request"
-                                                          : "the route does not allow this method");
+  x->path.resize(*normal);
+  MatchInput in{head.method, head.host, x->path, x->query, {}};
+  x->match = s->router.match(in);
+  if (x->match.status != MatchStatus::matched) {
+    const bool not_found = x->match.status == MatchStatus::not_found;
+    conn_respond_error(
+        c, not_found ? 404 : 405,
+        not_found ? "no route matches this request" : "the route does not allow this method");
     return;
   }
-  c->route = &s->routes[m.route->id()];
+  c->route = &s->routes[x->match.route->id()];
+  x->chain = c->route->filters;
   if (head.framing == http::Framing::content_length &&
       head.content_length > c->route->options->max_body_bytes) {
     conn_respond_error(c, 413, "the request body is larger than this route allows");
     return;
   }
+  chain_start(c);
+}
+
+// The request-header phase passed: send the request on.
+void conn_after_request_filters(Conn* c) {
+  Exchange* x = c->x;
+  const http::RequestHead& head = x->parser.head();
   if (head.expect_continue && head.framing != http::Framing::none) {
     static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
     uv_buf_t b = uv_buf_init(const_cast<char*>(kContinue), sizeof kContinue - 1);
     uv_try_write(reinterpret_cast<uv_stream_t*>(&c->tcp), &b, 1);
   }
-  c->state = ConnState::reading_body;
-  c->cursor += c->x->parser.head_size();
-  c->head_end = c->cursor;
-  c->request_framing = head.framing;
-  c->chunked_to_upstream = head.framing == http::Framing::chunked;
-  if (c->route->cluster == nullptr) {
+  Cluster* cl = c->route->cluster;
+  // A body is collected whole for a handler, for a filter that asked, and
+  // (up to the replay buffer) for a request that may need to be retried.
+  bool buffer = cl == nullptr || x->buffer_request;
+  if (cl != nullptr && cl->options.retry.max_retries > 0) {
+    if (head.framing == http::Framing::none) {
+      x->replayable = true;
+    } else if (head.framing == http::Framing::content_length &&
+               head.content_length <= cl->options.retry.replay_buffer_bytes) {
+      x->replayable = buffer = true;
+    }
+  }
+  x->body_buffered = buffer;
+  if (buffer && head.framing != http::Framing::none) {
+    x->sink_to_handler = true;
+    c->chunked_to_upstream = false;  // sent with a Content-Length once whole
     conn_forward_body(c, 0);
     return;
   }
-  Cluster* cl = c->route->cluster;
-  if (cl->endpoints.empty()) {
-    conn_respond_error(c, 503, "the cluster has no endpoint");
+  if (buffer) {
+    c->request_done = true;
+    conn_body_buffered(c);
     return;
   }
-  EndpointState* ep = cl->endpoints[cl->next++ % cl->endpoints.size()].get();
-  up_start_exchange(c, ep, true);
+  conn_dispatch_upstream(c);
+}
+
+// Picks an endpoint and starts an attempt.
+void conn_dispatch_upstream(Conn* c) {
+  const char* cause = nullptr;
+  int status = 503;
+  EndpointState* ep = cluster_pick(c->route->cluster, c, nullptr, &cause, &status);
+  if (ep == nullptr) {
+    conn_respond_error(c, status, cause);
+    return;
+  }
+  up_start_exchange(c, ep, true, Duration::zero());
 }
 
 void conn_process(Conn* c) {
@@ -681,28 +675,31 @@ void conn_process(Conn* c) {
       conn_read_start(c);
       return;
     }
-    if (c->x == nullptr) c->x = c->server->take_exchange();
+    Exchange* x = conn_exchange(c);
     if (!c->head_timer) {
       c->head_timer = true;
       conn_timer_start(c, c->server->options.header_timeout, on_conn_header_timeout);
     }
-    http::ParseState st = c->x->parser.parse_head({c->buf + c->cursor, c->len - c->cursor});
+    http::ParseState st = x->parser.parse_head({c->buf + c->cursor, c->len - c->cursor});
     if (st == http::ParseState::incomplete) {
       if (c->cursor > 0) conn_compact(c);
       conn_read_start(c);
       return;
     }
     if (st == http::ParseState::error) {
-      conn_respond_error(c, c->x->parser.error().status, c->x->parser.error().reason);
+      conn_respond_error(c, x->parser.error().status, x->parser.error().reason);
       return;
     }
     uv_timer_stop(&c->timer);
     c->head_timer = false;
     conn_start_request(c);
   }
-  if (c->state == ConnState::reading_body && c->up != nullptr && c->up->connected &&
-      !c->up->writing) {
-    conn_forward_body(c, 0);
+  if (c->state == ConnState::reading_body && c->x != nullptr && !c->x->paused) {
+    if (c->x->sink_to_handler) {
+      conn_forward_body(c, 0);
+    } else if (c->up != nullptr && c->up->connected && !c->up->writing) {
+      conn_forward_body(c, 0);
+    }
   }
 }
 
@@ -733,8 +730,10 @@ void on_conn_read(uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
 }
 
 void conn_finish_exchange(Conn* c) {
+  chain_log(c);
   c->route = nullptr;
   c->state = ConnState::reading_head;
+  uv_timer_stop(&c->timer);  // the request timeout
   c->server->give_back(c->x);
   c->x = nullptr;
   if (c->out != nullptr) {
@@ -778,6 +777,7 @@ void up_release_buffers(UpConn* u) {
   u->server->pool.put(u->out);
   u->buf = u->out = nullptr;
   u->len = 0;
+  endpoint_release(u->endpoint);
 }
 
 void up_close(UpConn* u) {
@@ -818,6 +818,38 @@ void on_up_timeout(uv_timer_t* t) {
                        : "the upstream connection was not established in time");
 }
 
+// Starts another attempt after a failed one, on another endpoint where
+// there is one, after a jittered backoff.
+void conn_retry(Conn* c) {
+  Exchange* x = c->x;
+  Cluster* cl = c->route->cluster;
+  const char* cause = nullptr;
+  int status = 503;
+  EndpointState* ep = cluster_pick(cl, c, x->last_endpoint, &cause, &status);
+  if (ep == nullptr) {
+    conn_respond_error(c, status, cause);
+    return;
+  }
+  x->is_retry = true;
+  up_start_exchange(c, ep, false, cluster_backoff(cl, x->attempts));
+}
+
+// Whether a failed attempt may be tried again. `sent_nothing`: the request
+// cannot have reached the upstream's application (no connection).
+bool conn_may_retry(Conn* c, bool sent_nothing) {
+  Exchange* x = c->x;
+  if (c->state == ConnState::closing || c->response_started || c->route == nullptr ||
+      c->route->cluster == nullptr)
+    return false;
+  const RetryOptions& r = c->route->cluster->options.retry;
+  if (x->attempts > r.max_retries) return false;
+  if (!sent_nothing && !(x->replayable && is_idempotent(x->parser.head().method))) return false;
+  // Streaming bodies are consumed as they are sent: only a request whose
+  // body is still whole (buffered, or never sent) can go again.
+  if (!x->replayable && !sent_nothing) return false;
+  return cluster_retry_allowed(c->route->cluster);
+}
+
 // The exchange on `u` failed before or during the response.
 void up_fail(UpConn* u, int status, std::string_view cause) {
   Conn* c = u->client;
@@ -825,11 +857,20 @@ void up_fail(UpConn* u, int status, std::string_view cause) {
   up_close(u);
   if (c == nullptr) return;
   c->up = nullptr;
+  Exchange* x = c->x;
   // A reused keep-alive connection that the upstream had already closed:
   // nothing of the request can have been processed, so try a new one once.
-  if (u->reused && !u->response_bytes && c->request_framing == http::Framing::none &&
+  const bool stale = u->reused && !u->response_bytes && !u->request_sent;
+  if (stale && (x->replayable || c->request_framing == http::Framing::none) &&
       c->state != ConnState::closing && !c->response_started) {
-    up_start_exchange(c, u->endpoint, false);
+    cluster_attempt_end(c, RequestOutcome::cancelled);
+    up_start_exchange(c, u->endpoint, false, Duration::zero());
+    return;
+  }
+  cluster_attempt_end(c, RequestOutcome::failure);
+  const bool sent_nothing = !u->connected;
+  if (!u->response_bytes && !u->request_sent && conn_may_retry(c, sent_nothing)) {
+    conn_retry(c);
     return;
   }
   std::string text = std::string(cause) + " (" + u->endpoint->label + ")";
@@ -846,7 +887,7 @@ void up_release(UpConn* u) {
   const bool reusable =
       u->parser.head().keep_alive && u->len == u->cursor && !u->closing && !u->writing &&
       (o.max_requests_per_connection == 0 || u->requests < o.max_requests_per_connection) &&
-      ep->idle_count < o.max_idle_per_endpoint && !u->server->stopping;
+      ep->idle_count < o.max_idle_per_endpoint && !u->server->stopping && !ep->removed;
   u->parser.reset();
   u->head_done = false;
   if (!reusable) {
@@ -854,12 +895,15 @@ void up_release(UpConn* u) {
     return;
   }
   up_release_buffers(u);
+  ++ep->users;  // up_release_buffers gave the connection's reference back
   u->cursor = 0;
   ep->idle.push_back(u->idle_link);
   ++ep->idle_count;
   uv_timer_start(&u->timer, on_up_timeout, to_ms(o.idle_timeout), 0);
   up_read_start(u);  // an idle connection that speaks or closes is dropped
 }
+
+void up_connect(UpConn* u);
 
 void on_up_connect(uv_connect_t* req, int status) {
   UpConn* u = owner_of<UpConn>(reinterpret_cast<uv_handle_t*>(req->handle));
@@ -874,13 +918,33 @@ void on_up_connect(uv_connect_t* req, int status) {
   up_send_request(u);
 }
 
+void up_connect(UpConn* u) {
+  EndpointState* ep = u->endpoint;
+  uv_timer_start(&u->timer, on_up_timeout, to_ms(ep->cluster->options.connect_timeout), 0);
+  if (uv_tcp_connect(&u->connect_req, &u->tcp, reinterpret_cast<const sockaddr*>(&ep->addr),
+                     on_up_connect) != 0) {
+    up_fail(u, 502, "the upstream connection could not be started");
+  }
+}
+
+void on_up_backoff(uv_timer_t* t) {
+  UpConn* u = owner_of<UpConn>(reinterpret_cast<uv_handle_t*>(t));
+  if (u->client == nullptr) {
+    up_close(u);
+    return;
+  }
+  up_connect(u);
+}
+
 // Serialises the request head for the upstream into u->out.
 bool up_write_head(UpConn* u, Conn* c) {
-  const http::RequestHead& head = c->x->parser.head();
+  Exchange* x = c->x;
+  const http::RequestHead& head = x->parser.head();
   if (u->out == nullptr) u->out = u->server->pool.get();
   HeadWriter w(u->out, u->server->pool.block_size());
   const std::string_view connection = head.header("connection");
-  w << head.method << " " << head.path << " HTTP/1.1\r\n";
+  w << head.method << " " << (x->upstream_path.empty() ? head.path : x->upstream_path)
+    << " HTTP/1.1\r\n";
   std::string_view forwarded_for;
   for (const http::Header& h : head.headers) {
     if (is_hop_by_hop(h.name, connection)) continue;
@@ -894,18 +958,27 @@ bool up_write_head(UpConn* u, Conn* c) {
         detail::ascii_iequals(h.name, "host")) {
       continue;  // set below from what the gateway saw
     }
+    if (x->request_edits.count != 0 && x->request_edits.drops(h.name)) continue;
     w << h.name << ": " << h.value << "\r\n";
   }
+  x->request_edits.write(w);
   if (head.upgrade) {
     // An upgrade (WebSocket and others) asks for a tunnel: these two are
     // hop-by-hop, but the upstream must see them to agree.
     w << "connection: upgrade\r\nupgrade: " << head.header("upgrade") << "\r\n";
   }
   w << "host: " << head.host << "\r\n";
+  // Only a trusted proxy's X-Forwarded-For is kept; anyone else's is
+  // replaced, so a client cannot choose the address the upstream sees.
   w << "x-forwarded-for: ";
-  if (!forwarded_for.empty()) w << forwarded_for << ", ";
-  w << c->client_ip << "\r\nx-forwarded-proto: http\r\nx-forwarded-host: " << head.host << "\r\n";
-  if (head.framing == http::Framing::content_length) {
+  if (c->peer_trusted && !forwarded_for.empty()) w << forwarded_for << ", ";
+  w << c->peer_ip << "\r\nx-forwarded-proto: http\r\nx-forwarded-host: " << head.host << "\r\n";
+  if (x->body_buffered) {
+    if (head.framing != http::Framing::none || !x->handler_body.empty()) {
+      w << "content-length: ";
+      w.number(x->handler_body.size()) << "\r\n";
+    }
+  } else if (head.framing == http::Framing::content_length) {
     w << "content-length: ";
     w.number(head.content_length) << "\r\n";
   } else if (c->chunked_to_upstream) {
@@ -922,14 +995,31 @@ void up_send_request(UpConn* u) {
     up_close(u);
     return;
   }
+  Exchange* x = c->x;
   ++u->requests;
   u->response_bytes = false;
+  u->request_sent = false;
   uv_timer_start(&u->timer, on_up_timeout, to_ms(u->endpoint->cluster->options.response_timeout),
                  0);
   up_read_start(u);
   // The head, then whatever body bytes are already buffered, in one writev.
-  c->x->pieces[0] = uv_buf_init(u->out, static_cast<unsigned>(u->out_len));
-  conn_forward_body(c, 1);
+  x->pieces[0] = uv_buf_init(u->out, static_cast<unsigned>(u->out_len));
+  if (!x->body_buffered) {
+    conn_forward_body(c, 1);
+    return;
+  }
+  std::size_t n = 1;
+  if (!x->handler_body.empty()) {
+    x->pieces[n++] =
+        uv_buf_init(x->handler_body.data(), static_cast<unsigned>(x->handler_body.size()));
+  }
+  c->state = ConnState::waiting;
+  u->writing = true;
+  if (uv_write(&u->write_req, reinterpret_cast<uv_stream_t*>(&u->tcp), x->pieces,
+               static_cast<unsigned>(n), on_up_write) != 0) {
+    u->writing = false;
+    up_fail(u, 502, "the upstream connection failed while sending the request");
+  }
 }
 
 void on_up_write(uv_write_t* req, int status) {
@@ -947,6 +1037,7 @@ void on_up_write(uv_write_t* req, int status) {
     tunnel_to_upstream(c);
     return;
   }
+  if (c != nullptr && c->request_done) u->request_sent = true;
   if (c == nullptr || c->state != ConnState::reading_body) return;
   conn_compact(c);  // the written pieces are no longer referenced
   if (c->buf != nullptr && c->len > c->cursor) {
@@ -956,7 +1047,7 @@ void on_up_write(uv_write_t* req, int status) {
   }
 }
 
-void up_start_exchange(Conn* c, EndpointState* ep, bool allow_pooled) {
+void up_start_exchange(Conn* c, EndpointState* ep, bool allow_pooled, Duration delay) {
   ServerImpl* s = c->server;
   UpConn* u = nullptr;
   if (allow_pooled && ep->idle.linked()) {
@@ -969,6 +1060,7 @@ void up_start_exchange(Conn* c, EndpointState* ep, bool allow_pooled) {
     ++s->stats.upstream_connections_reused;
   } else {
     u = new UpConn(s, ep);
+    ++ep->users;
     uv_tcp_init(s->loop, &u->tcp);
     uv_timer_init(s->loop, &u->timer);
     u->tcp.data = u->timer.data = u;
@@ -977,6 +1069,7 @@ void up_start_exchange(Conn* c, EndpointState* ep, bool allow_pooled) {
     ++s->stats.upstream_connections_opened;
     uv_tcp_nodelay(&u->tcp, 1);
   }
+  cluster_attempt_start(c, ep);
   u->client = c;
   c->up = u;
   u->head_done = false;
@@ -984,32 +1077,36 @@ void up_start_exchange(Conn* c, EndpointState* ep, bool allow_pooled) {
     u->client = nullptr;
     c->up = nullptr;
     up_close(u);
+    cluster_attempt_end(c, RequestOutcome::cancelled);
     conn_respond_error(c, 431, "the request head is too large to forward");
     return;
   }
   if (u->connected) {
     up_send_request(u);
-    return;
-  }
-  uv_timer_start(&u->timer, on_up_timeout, to_ms(ep->cluster->options.connect_timeout), 0);
-  if (uv_tcp_connect(&u->connect_req, &u->tcp, reinterpret_cast<const sockaddr*>(&ep->addr),
-                     on_up_connect) != 0) {
-    up_fail(u, 502, "the upstream connection could not be started");
+  } else if (delay > Duration::zero()) {
+    uv_timer_start(&u->timer, on_up_backoff, to_ms(delay), 0);
+  } else {
+    up_connect(u);
   }
 }
 
 // Writes the response head for the client into c->out; false if too large.
 bool conn_write_response_head(Conn* c, const http::ResponseHead& head) {
+  Exchange* x = c->x;
   HeadWriter w(conn_out(c), c->server->pool.block_size());
+  const int status = x->response_status != 0 ? x->response_status : head.status;
   w << "HTTP/1.1 ";
-  w.number(static_cast<unsigned>(head.status))
-      << " " << (head.reason.empty() ? reason_phrase(head.status) : head.reason) << "\r\n";
+  w.number(static_cast<unsigned>(status))
+      << " " << (head.reason.empty() || status != head.status ? reason_phrase(status) : head.reason)
+      << "\r\n";
   const std::string_view connection = head.header("connection");
   for (const http::Header& h : head.headers) {
     if (is_hop_by_hop(h.name, connection)) continue;
+    if (x->response_edits.count != 0 && x->response_edits.drops(h.name)) continue;
     w << h.name << ": " << h.value << "\r\n";
   }
-  const bool http10 = c->x->parser.head().version == http::Version::http10;
+  x->response_edits.write(w);
+  const bool http10 = x->parser.head().version == http::Version::http10;
   c->chunked_to_client = false;
   if (head.framing == http::Framing::content_length) {
     w << "content-length: ";
@@ -1029,8 +1126,9 @@ bool conn_write_response_head(Conn* c, const http::ResponseHead& head) {
   if (c->server->stopping) c->keep_alive = false;  // draining: this is the last response
   if (!c->keep_alive || c->close_after_response) w << "connection: close\r\n";
   w << "\r\n";
-  c->x->piece_count = 1;
-  c->x->pieces[0] = uv_buf_init(c->out, static_cast<unsigned>(w.size()));
+  x->piece_count = 1;
+  x->pieces[0] = uv_buf_init(c->out, static_cast<unsigned>(w.size()));
+  x->outcome.status = status;
   return !w.overflow();
 }
 
@@ -1048,6 +1146,7 @@ void conn_start_tunnel(Conn* c, UpConn* u, const http::ResponseHead& head) {
   u->cursor += u->parser.head_size();
   u->head_done = true;
   c->response_started = true;
+  c->x->outcome.status = 101;
   c->state = ConnState::tunnel;
   c->keep_alive = false;
   uv_timer_stop(&u->timer);  // a tunnel may stay quiet for as long as its peers like
@@ -1076,23 +1175,149 @@ void tunnel_to_upstream(Conn* c) {
   }
 }
 
+void up_tunnel(UpConn* u, Conn* c) {
+  if (u->buf != nullptr && u->cursor == u->len) u->len = u->cursor = 0;
+  up_read_start(u);
+  if (u->len > u->cursor) {
+    uv_buf_t b = uv_buf_init(u->buf + u->cursor, static_cast<unsigned>(u->len - u->cursor));
+    u->cursor = u->len;
+    conn_write(c, &b, 1);
+  }
+}
+
+// A final response head arrived: account for the attempt, retry a
+// retriable status, or hand the head to the response filters.
+void up_on_final_head(UpConn* u, Conn* c) {
+  Exchange* x = c->x;
+  const http::ResponseHead& head = u->parser.head();
+  cluster_attempt_end(c, head.status >= 500 ? RequestOutcome::failure : RequestOutcome::success);
+  const auto& statuses = c->route->cluster->options.retry.retry_on_statuses;
+  if (std::find(statuses.begin(), statuses.end(), head.status) != statuses.end() &&
+      conn_may_retry(c, false)) {
+    u->client = nullptr;
+    c->up = nullptr;
+    up_close(u);  // its body is not wanted; closing is cheaper than draining
+    conn_retry(c);
+    return;
+  }
+  x->upstream_head = &head;
+  uv_timer_start(&u->timer, on_up_timeout,
+                 to_ms(u->endpoint->cluster->options.idle_between_bytes_timeout), 0);
+  if (x->entered > 0) {
+    up_read_stop(u);  // the head's views must stay put while filters look
+    chain_response(c);
+  } else {
+    conn_after_response_filters(c);
+  }
+}
+
+// Parses response heads until the final one (1xx are skipped; 101 starts a
+// tunnel).
+void up_read_head(UpConn* u, Conn* c) {
+  while (u->buf != nullptr && u->len > u->cursor) {
+    const http::ParseState st = u->parser.parse_head({u->buf + u->cursor, u->len - u->cursor},
+                                                     c->is_head_request ? "HEAD" : "GET");
+    if (st == http::ParseState::incomplete) break;
+    if (st == http::ParseState::error) {
+      up_fail(u, 502, "the upstream sent an invalid response head");
+      return;
+    }
+    const http::ResponseHead& head = u->parser.head();
+    if (head.status == 101) {
+      if (!c->x->parser.head().upgrade) {
+        up_fail(u, 502, "the upstream switched protocols without being asked");
+        return;
+      }
+      cluster_attempt_end(c, RequestOutcome::success);
+      conn_start_tunnel(c, u, head);
+      return;
+    }
+    if (head.status >= 100 && head.status < 200) {
+      u->cursor += u->parser.head_size();  // interim response: skipped
+      u->parser.reset();
+      continue;
+    }
+    up_on_final_head(u, c);
+    return;
+  }
+  up_read_start(u);
+}
+
+// The response filters passed: send the head (or start collecting the body
+// a filter asked for), then the body.
+void conn_after_response_filters(Conn* c) {
+  Exchange* x = c->x;
+  if (x->upstream_head == nullptr) {
+    // A collected upstream body is the answer's body now.
+    if (x->phase == Phase::response_body) x->local_body.swap(x->response_body);
+    x->phase = Phase::done;
+    conn_write_local(c);
+    return;
+  }
+  UpConn* u = c->up;
+  const http::ResponseHead& head = *x->upstream_head;
+  if (x->phase == Phase::response_headers && x->buffer_response && !c->is_head_request &&
+      head.framing != http::Framing::none) {
+    // The body is collected whole; the response then goes out as a local
+    // one, so the upstream's head is copied now (its bytes are reused).
+    x->phase = Phase::none;
+    x->local_status = head.status;
+    x->local_headers.clear();
+    const std::string_view connection = head.header("connection");
+    for (const http::Header& h : head.headers) {
+      if (!is_hop_by_hop(h.name, connection)) x->local_headers.add(EditOp::add, h.name, h.value);
+    }
+    x->sink_to_response = true;
+    u->cursor += u->parser.head_size();
+    u->head_done = true;
+    x->upstream_head = nullptr;
+    x->piece_count = 0;
+    up_process(u);
+    return;
+  }
+  x->phase = Phase::done;
+  if (!conn_write_response_head(c, head)) {
+    up_fail(u, 502, "the upstream's response head is too large");
+    return;
+  }
+  u->cursor += u->parser.head_size();
+  u->head_done = true;
+  c->response_started = true;
+  up_stream_body(u);
+}
+
+// A buffered response body is complete: run the body phase, then answer.
+void conn_response_collected(Conn* c, UpConn* u) {
+  Exchange* x = c->x;
+  x->sink_to_response = false;
+  // The upstream side is done: its connection goes back to the pool.
+  if (c->request_done) {
+    up_release(u);
+  } else {
+    conn_abort(c);
+  }
+  if (x->entered > 0) {
+    x->phase = Phase::response_body;
+    x->filter = x->entered;
+    chain_run(c);
+  } else {
+    x->phase = Phase::done;
+    conn_write_local(c);
+  }
+}
+
 void up_process(UpConn* u) {
   Conn* c = u->client;
   if (c == nullptr) {
     up_close(u);
     return;
   }
-  if (c->writing) return;  // resumed from on_conn_write
+  if (c->writing || c->x->paused) return;  // resumed from on_conn_write or the chain
   if (c->state == ConnState::tunnel) {
-    if (u->buf != nullptr && u->cursor == u->len) u->len = u->cursor = 0;
-    up_read_start(u);
-    if (u->len > u->cursor) {
-      uv_buf_t b = uv_buf_init(u->buf + u->cursor, static_cast<unsigned>(u->len - u->cursor));
-      u->cursor = u->len;
-      conn_write(c, &b, 1);
-    }
+    up_tunnel(u, c);
     return;
   }
+  if (c->x->phase == Phase::response_headers || c->x->phase == Phase::response_body) return;
   // What was written to the client is no longer referenced.
   if (u->buf != nullptr && u->cursor > 0) {
     std::memmove(u->buf, u->buf + u->cursor, u->len - u->cursor);
@@ -1101,80 +1326,105 @@ void up_process(UpConn* u) {
   }
   up_read_start(u);  // after a full buffer stopped it
   c->x->piece_count = 0;
-  while (!u->head_done) {
-    if (u->buf == nullptr || u->len == u->cursor) {
-      up_read_start(u);
-      return;
-    }
-    const http::ParseState st = u->parser.parse_head({u->buf + u->cursor, u->len - u->cursor},
-                                                     c->is_head_request ? "HEAD" : "GET");
-    if (st == http::ParseState::incomplete) {
-      up_read_start(u);
-      return;
-    }
-    if (st == http::ParseState::error) {
-      up_fail(u, 502, "the upstream sent an invalid response head");
-      return;
-    }
-    const http::ResponseHead& head = u->parser.head();
-    if (head.status >= 100 && head.status < 200) {
-      if (head.status == 101) {
-        if (!c->x->parser.head().upgrade) {
-          up_fail(u, 502, "the upstream switched protocols without being asked");
-          return;
-        }
-        conn_start_tunnel(c, u, head);
-        return;
-      }
-      u->cursor += u->parser.head_size();  // interim response: skipped
-      u->parser.reset();
-      continue;
-    }
-    if (!conn_write_response_head(c, head)) {
-      up_fail(u, 502, "the upstream's response head is too large");
-      return;
-    }
-    u->cursor += u->parser.head_size();
-    u->head_done = true;
-    c->response_started = true;
+  if (!u->head_done) {
+    up_read_head(u, c);
+    return;
   }
-  // Body pieces after the head piece (if any).
-  c->x->chunk_lines = c->x->response_lines;
-  c->x->chunk_line_count = 0;
-  c->x->sink_overflow = &c->x->response_overflow;
-  c->x->response_overflow.clear();
-  c->x->sink_full = false;
-  c->x->sink_chunked = c->chunked_to_client;
-  c->x->sink_to_handler = false;
+  up_stream_body(u);
+}
+
+// Passes response body bytes on, after the pieces already gathered (the
+// head, when it was just written): as pieces to the client, or into the
+// buffer a filter asked for.
+void up_stream_body(UpConn* u) {
+  Conn* c = u->client;
+  Exchange* x = c->x;
+  x->chunk_lines = x->response_lines;
+  x->chunk_line_count = 0;
+  x->sink_overflow = &x->response_overflow;
+  x->response_overflow.clear();
+  x->sink_full = false;
+  x->sink_chunked = c->chunked_to_client;
+  x->sink_to_handler = false;
+  const http::ResponseHead& head = u->parser.head();
+  bool complete = false;
   if (u->len > u->cursor) {
+    const std::uint64_t before = x->outcome.response_body_bytes;
     http::BodyProgress p = u->parser.parse_body({u->buf + u->cursor, u->len - u->cursor}, *c);
     u->cursor += p.consumed;
+    if (!x->sink_to_response) x->outcome.response_body_bytes = before + p.consumed;
     if (p.state == http::ParseState::error) {
+      if (x->sink_to_response) {
+        up_fail(u, 502, "the upstream sent an invalid response body");
+        return;
+      }
       u->client = nullptr;
       c->up = nullptr;
       up_close(u);
       conn_close(c);  // the response began: closing is the only signal left
       return;
     }
+    if (x->sink_to_response && x->response_body.size() > c->route->options->max_body_bytes) {
+      up_fail(u, 502, "the upstream's response body is larger than a filter may buffer");
+      return;
+    }
     conn_flush_overflow(c);
-    if (p.state == http::ParseState::complete) c->response_done = true;
-  } else if (u->parser.head().framing == http::Framing::none ||
-             (u->parser.head().framing == http::Framing::content_length &&
-              u->parser.head().content_length == 0) ||
+    complete = p.state == http::ParseState::complete;
+  } else if (head.framing == http::Framing::none ||
+             (head.framing == http::Framing::content_length && head.content_length == 0) ||
              c->is_head_request) {
-    c->response_done = true;
+    complete = true;
   }
+  if (x->sink_to_response) {
+    if (complete) {
+      conn_response_collected(c, u);
+    } else {
+      up_read_start(u);
+    }
+    return;
+  }
+  if (complete) c->response_done = true;
   if (c->response_done && c->chunked_to_client) {
-    c->x->pieces[c->x->piece_count++] = uv_buf_init(const_cast<char*>("0\r\n\r\n"), 5);
+    x->pieces[x->piece_count++] = uv_buf_init(const_cast<char*>("0\r\n\r\n"), 5);
   }
-  if (c->x->piece_count == 0) {
+  if (x->piece_count == 0) {
     up_read_start(u);
     return;
   }
   // The pieces stay in place in u->buf until the client has them; reading
   // goes on into the space after them.
   if (c->response_done) uv_timer_stop(&u->timer);
-  conn_write(c, c->x->pieces, c->x->piece_count);
+  conn_write(c, x->pieces, x->piece_count);
+}
+
+// The upstream closed a response delimited by the connection's end.
+void up_finish_at_eof(UpConn* u, Conn* c) {
+  Exchange* x = c->x;
+  u->client = nullptr;
+  c->up = nullptr;
+  up_close(u);
+  if (x->sink_to_response) {
+    x->sink_to_response = false;
+    if (x->entered > 0) {
+      x->phase = Phase::response_body;
+      x->filter = x->entered;
+      chain_run(c);
+    } else {
+      x->phase = Phase::done;
+      conn_write_local(c);
+    }
+    return;
+  }
+  c->response_done = true;
+  x->piece_count = 0;
+  if (c->chunked_to_client) {
+    x->pieces[x->piece_count++] = uv_buf_init(const_cast<char*>("0\r\n\r\n"), 5);
+  }
+  if (x->piece_count > 0) {
+    conn_write(c, x->pieces, x->piece_count);
+  } else {
+    conn_finish_exchange(c);
+  }
 }
 
 void on_up_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
@@ -1192,22 +1442,10 @@ void on_up_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
   if (nread < 0) {
     if (u->head_done && u->parser.head().framing == http::Framing::until_close && !c->writing &&
         u->parser.finish_at_eof() == http::ParseState::complete) {
-      c->response_done = true;
-      c->x->piece_count = 0;
-      if (c->chunked_to_client) {
-        c->x->pieces[c->x->piece_count++] = uv_buf_init(const_cast<char*>("0\r\n\r\n"), 5);
-      }
-      u->client = nullptr;
-      c->up = nullptr;
-      up_close(u);
-      if (c->x->piece_count > 0) {
-        conn_write(c, c->x->pieces, c->x->piece_count);
-      } else {
-        conn_finish_exchange(c);
-      }
+      up_finish_at_eof(u, c);
       return;
     }
-    if (!u->head_done) {
+    if (!u->head_done || c->x->sink_to_response) {
       up_fail(u, 502, "the upstream closed the connection before responding");
     } else {
       u->client = nullptr;
@@ -1220,8 +1458,9 @@ void on_up_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
   u->len += static_cast<std::size_t>(nread);
   u->response_bytes = true;
   if (c->state != ConnState::tunnel) {
-    uv_timer_start(&u->timer, on_up_timeout, to_ms(u->endpoint->cluster->options.response_timeout),
-                   0);
+    const ClusterOptions& o = u->endpoint->cluster->options;
+    uv_timer_start(&u->timer, on_up_timeout,
+                   to_ms(u->head_done ? o.idle_between_bytes_timeout : o.response_timeout), 0);
   }
   up_process(u);
 }
@@ -1255,8 +1494,6 @@ bool resolve(const std::string& address, std::uint16_t port, sockaddr_storage& o
   return uv_ip6_addr(address.c_str(), port, reinterpret_cast<sockaddr_in6*>(&out)) == 0;
 }
 
-}  // namespace
-
 // ------------------------------------------------------------- ServerImpl
 
 ServerImpl::ServerImpl(uv_loop_t* l, ServerOptions o)
@@ -1265,30 +1502,35 @@ ServerImpl::ServerImpl(uv_loop_t* l, ServerOptions o)
       pool(std::max<std::size_t>(options.limits.max_head_bytes + 1024, 16 * 1024)) {}
 
 ServerImpl::~ServerImpl() {
+  if (listen_fd_copy >= 0) ::close(listen_fd_copy);
   for (Exchange* x : free_exchanges)
     delete x;
 }
 
 Status ServerImpl::compile() {
-  for (const ClusterOptions& co : options.clusters) {
-    auto cl = std::make_unique<Cluster>();
-    cl->options = co;
-    for (const Endpoint& e : co.endpoints) {
-      auto ep = std::make_unique<EndpointState>();
-      if (!resolve(e.address, e.port, ep->addr) || e.port == 0) {
-        return make_error(ErrorKind::invalid_argument,
-                          "clusters['" + co.name + "']: endpoint '" + e.address + ":" +
-                              std::to_string(e.port) + "' is not a numeric address and port");
-      }
-      ep->label = e.address + ":" + std::to_string(e.port);
-      ep->cluster = cl.get();
-      cl->endpoints.push_back(std::move(ep));
-    }
-    clusters.push_back(std::move(cl));
+  if (auto st = compile_clusters(); !st) return st;
+  for (std::size_t i = 0; i < options.filters.size(); ++i) {
+    if (!options.filters[i])
+      return make_error(ErrorKind::invalid_argument,
+                        "filters[" + std::to_string(i) + "]: the filter is null");
+    global_filters.push_back(options.filters[i].get());
   }
+  for (std::size_t i = 0; i < options.trusted_proxies.size(); ++i) {
+    Cidr net;
+    if (!parse_cidr(options.trusted_proxies[i], net))
+      return make_error(ErrorKind::invalid_argument, "trusted_proxies[" + std::to_string(i) +
+                                                         "]: '" + options.trusted_proxies[i] +
+                                                         "' is not an address or a CIDR");
+    trusted.push_back(net);
+  }
+  if (options.request_timeout < Duration::zero() || options.header_timeout <= Duration::zero() ||
+      options.idle_timeout <= Duration::zero())
+    return make_error(ErrorKind::invalid_argument,
+                      "header_timeout and idle_timeout must be positive, request_timeout not "
+                      "negative");
   for (std::size_t i = 0; i < options.routes.size(); ++i) {
     const RouteOptions& ro = options.routes[i];
-    CompiledRoute cr{&ro, nullptr};
+    CompiledRoute cr{&ro, nullptr, global_filters};
     if (const auto* name = std::get_if<std::string>(&ro.target)) {
       auto it = std::find_if(clusters.begin(), clusters.end(),
                              [&](const auto& c) { return c->options.name == *name; });
@@ -1301,6 +1543,13 @@ Status ServerImpl::compile() {
       return make_error(ErrorKind::invalid_argument,
                         "routes[" + std::to_string(i) + "]: the handler is empty");
     }
+    for (std::size_t j = 0; j < ro.filters.size(); ++j) {
+      if (!ro.filters[j])
+        return make_error(ErrorKind::invalid_argument, "routes[" + std::to_string(i) +
+                                                           "].filters[" + std::to_string(j) +
+                                                           "]: the filter is null");
+      cr.filters.push_back(ro.filters[j].get());
+    }
     RouteSpec spec;
     spec.name = ro.name;
     spec.host = ro.host;
@@ -1311,11 +1560,40 @@ Status ServerImpl::compile() {
       return make_error(id.error().kind,
                         "routes[" + std::to_string(i) + "]: " + id.error().message);
     if (routes.size() <= *id) routes.resize(*id + 1);
-    routes[*id] = cr;
+    routes[*id] = std::move(cr);
   }
-  path_scratch.reserve(options.limits.max_request_line);
   return {};
 }
+
+namespace {
+
+// libuv 1.44 has no UV_TCP_REUSEPORT, so this socket is made here and then
+// handed to libuv. Returns the bound socket, or an error naming the call that
+// failed (the socket is closed then).
+Result<int> bind_reuse_port_socket(const sockaddr_storage& addr) {
+  const int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return make_error(ErrorKind::invalid_argument,
+                      std::string("socket: ") + uv_strerror(uv_translate_sys_error(errno)));
+  }
+  const int on = 1;
+  const socklen_t len = addr.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  const char* failed = nullptr;
+  if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0) {
+    failed = "setsockopt SO_REUSEADDR";
+  } else if (::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
+    failed = "setsockopt SO_REUSEPORT";
+  } else if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), len) != 0) {
+    failed = "bind";
+  }
+  if (failed == nullptr) return fd;
+  const int err = errno;
+  ::close(fd);
+  return make_error(ErrorKind::invalid_argument,
+                    std::string(failed) + ": " + uv_strerror(uv_translate_sys_error(err)));
+}
+
+}  // namespace
 
 Status ServerImpl::start() {
   sockaddr_storage addr{};
@@ -1323,20 +1601,34 @@ Status ServerImpl::start() {
     return make_error(ErrorKind::invalid_argument,
                       "address '" + options.address + "' is not numeric");
   }
+  const std::string cannot_listen =
+      "cannot listen on " + options.address + ":" + std::to_string(options.port) + ": ";
+  int reuse_port_fd = -1;
+  if (options.reuse_port) {
+    auto fd = bind_reuse_port_socket(addr);
+    if (!fd) return make_error(fd.error().kind, cannot_listen + fd.error().message);
+    reuse_port_fd = *fd;
+  }
   uv_tcp_init(loop, &listener);
   listener.data = this;
   listener_open = true;
-  int rc = uv_tcp_bind(&listener, reinterpret_cast<const sockaddr*>(&addr), 0);
+  int rc = options.reuse_port ? uv_tcp_open(&listener, reuse_port_fd)
+                              : uv_tcp_bind(&listener, reinterpret_cast<const sockaddr*>(&addr), 0);
+  if (rc != 0 && options.reuse_port) ::close(reuse_port_fd);  // the handle did not adopt it
   if (rc == 0)
     rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener), options.backlog,
                    on_listener_connection);
   if (rc != 0) {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener),
              [](uv_handle_t* h) { static_cast<ServerImpl*>(h->data)->listener_open = false; });
-    return make_error(ErrorKind::invalid_argument,
-                      std::string("cannot listen on ") + options.address + ":" +
-                          std::to_string(options.port) + ": " + uv_strerror(rc));
+    return make_error(ErrorKind::invalid_argument, cannot_listen + uv_strerror(rc));
   }
+  uv_os_fd_t fd = -1;
+  uv_fileno(reinterpret_cast<uv_handle_t*>(&listener), &fd);
+  listen_fd_copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);  // -1: EMFILE will not pause, as before
+  uv_timer_init(loop, &accept_timer);
+  accept_timer.data = this;
+  accept_timer_open = true;
   sockaddr_storage bound{};
   int len = sizeof bound;
   uv_tcp_getsockname(&listener, reinterpret_cast<sockaddr*>(&bound), &len);
@@ -1347,7 +1639,11 @@ Status ServerImpl::start() {
 }
 
 void ServerImpl::on_connection(int status) {
-  if (status < 0 || stopping) return;  // libuv already sheds connections on EMFILE
+  // libuv sheds connections on EMFILE with a reserve descriptor; EMFILE
+  // arrives here only when that failed, and libuv then retries accept() in
+  // a loop until the listener is closed: pause instead of spinning.
+  if (status == UV_EMFILE || status == UV_ENFILE) return pause_accepting();
+  if (status < 0 || stopping) return;
   Conn* c = new Conn(this);
   uv_tcp_init(loop, &c->tcp);
   c->tcp.data = c;
@@ -1370,18 +1666,70 @@ void ServerImpl::on_connection(int status) {
   int len = sizeof peer;
   if (uv_tcp_getpeername(&c->tcp, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
     if (peer.ss_family == AF_INET6) {
-      uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&peer), c->client_ip, sizeof c->client_ip);
+      uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&peer), c->peer_ip, sizeof c->peer_ip);
     } else {
-      uv_ip4_name(reinterpret_cast<sockaddr_in*>(&peer), c->client_ip, sizeof c->client_ip);
+      uv_ip4_name(reinterpret_cast<sockaddr_in*>(&peer), c->peer_ip, sizeof c->peer_ip);
+    }
+    for (const Cidr& net : trusted) {
+      if (cidr_contains(net, peer)) {
+        c->peer_trusted = true;
+        break;
+      }
     }
   }
   conn_process(c);
+}
+
+void on_accept_timer(uv_timer_t* t) {
+  static_cast<ServerImpl*>(t->data)->resume_accepting();
+}
+
+void ServerImpl::pause_accepting() {
+  if (stopping || !listener_open || listen_fd_copy < 0) return;
+  uv_close(reinterpret_cast<uv_handle_t*>(&listener), [](uv_handle_t* h) {
+    auto* self = static_cast<ServerImpl*>(h->data);
+    self->listener_open = false;
+    self->maybe_stopped();
+  });
+  uv_timer_start(&accept_timer, on_accept_timer, 100, 0);
+}
+
+// Pending connections waited in the backlog; they are accepted now, or the
+// timer tries again while descriptors are still short.
+void ServerImpl::resume_accepting() {
+  if (stopping) return;
+  const int fd = listener_open ? -1 : ::fcntl(listen_fd_copy, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) {
+    uv_timer_start(&accept_timer, on_accept_timer, 100, 0);
+    return;
+  }
+  uv_tcp_init(loop, &listener);
+  listener.data = this;
+  listener_open = true;
+  if (uv_tcp_open(&listener, fd) != 0) {
+    ::close(fd);
+    pause_accepting();
+  } else if (uv_listen(reinterpret_cast<uv_stream_t*>(&listener), options.backlog,
+                       on_listener_connection) != 0) {
+    pause_accepting();
+  }
 }
 
 void ServerImpl::stop(Duration drain, std::function<void()> done) {
   if (stopping) return;
   stopping = true;
   on_stopped = std::move(done);
+  if (listen_fd_copy >= 0) {
+    ::close(listen_fd_copy);
+    listen_fd_copy = -1;
+  }
+  if (accept_timer_open) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&accept_timer), [](uv_handle_t* h) {
+      auto* self = static_cast<ServerImpl*>(h->data);
+      self->accept_timer_open = false;
+      self->maybe_stopped();
+    });
+  }
   if (listener_open) {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener), [](uv_handle_t* h) {
       auto* self = static_cast<ServerImpl*>(h->data);
@@ -1389,6 +1737,7 @@ void ServerImpl::stop(Duration drain, std::function<void()> done) {
       self->maybe_stopped();
     });
   }
+  stop_clusters();
   // Idle downstream connections and pooled upstream ones close now; busy
   // ones close when their exchange ends, or at the drain deadline.
   for (Link* l = conns.next; l != &conns;) {
@@ -1421,7 +1770,8 @@ void ServerImpl::stop(Duration drain, std::function<void()> done) {
 }
 
 void ServerImpl::maybe_stopped() {
-  if (!stopping || listener_open || open_handles != 0 || !drain_timer_open) return;
+  if (!stopping || listener_open || accept_timer_open || open_handles != 0 || !drain_timer_open)
+    return;
   drain_timer_open = false;
   uv_timer_stop(&drain_timer);
   uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer), [](uv_handle_t* h) {
@@ -1443,6 +1793,9 @@ Exchange* ServerImpl::take_exchange() {
 void ServerImpl::give_back(Exchange* x) {
   x->parser.reset();
   x->handler_body.clear();
+  ++x->serial;  // outstanding ResumeHandles of the request go stale
+  x->conn = nullptr;
+  chain_reset(x);
   free_exchanges.push_back(x);
 }
 
@@ -1459,7 +1812,9 @@ Result<std::unique_ptr<Server>> Server::create(uv_loop_t* loop, ServerOptions op
 }
 
 Status Server::start() {
-  return impl_->start();
+  auto st = impl_->start();
+  if (st) impl_->start_clusters();
+  return st;
 }
 std::uint16_t Server::port() const noexcept {
   return impl_->bound_port;

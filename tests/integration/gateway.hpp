@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <functional>
 #include <thread>
 
 #include "portico/proxy.hpp"
@@ -13,9 +14,12 @@ namespace portico::test {
 
 class Gateway {
  public:
-  explicit Gateway(proxy::ServerOptions options) {
+  explicit Gateway(proxy::ServerOptions options)
+      : Gateway([&options](uv_loop_t*) { return std::move(options); }) {}
+  // For options whose filters need the server's loop.
+  explicit Gateway(const std::function<proxy::ServerOptions(uv_loop_t*)>& make_options) {
     uv_loop_init(&loop_);
-    auto s = proxy::Server::create(&loop_, std::move(options));
+    auto s = proxy::Server::create(&loop_, make_options(&loop_));
     REQUIRE_MESSAGE(s, (s ? "" : s.error().message));
     server_ = std::move(*s);
     auto st = server_->start();
@@ -40,6 +44,8 @@ class Gateway {
   }
 
   std::uint16_t port() const { return server_->port(); }
+  // The loop the server runs on: filters use it for their asynchronous work.
+  uv_loop_t* loop() { return &loop_; }
   const proxy::ServerStats& stats() const { return server_->stats(); }
 
  private:

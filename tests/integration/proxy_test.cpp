@@ -7,66 +7,13 @@
 
 #include "gateway.hpp"
 #include "net.hpp"
+#include "routes.hpp"
 
 using namespace portico;
 using namespace portico::test;
 using namespace std::chrono_literals;
 
-namespace {
-
-struct IgnoreSigpipe {
-  IgnoreSigpipe() { std::signal(SIGPIPE, SIG_IGN); }
-} ignore_sigpipe;
-
-std::string ok_response(std::string_view body, std::string_view extra = "") {
-  return "HTTP/1.1 200 OK\r\ncontent-length: " + std::to_string(body.size()) + "\r\n" +
-         std::string(extra) + "\r\n" + std::string(body);
-}
-
-// A route to an in-process handler or (given a string) to a cluster.
-proxy::RouteOptions route_to(std::string path, std::variant<proxy::Handler, std::string> target) {
-  proxy::RouteOptions r;
-  r.name = path;
-  r.path = std::move(path);
-  r.target = std::move(target);
-  return r;
-}
-
-proxy::RouteOptions handler_route(std::string path, proxy::Handler h) {
-  return route_to(std::move(path), std::move(h));
-}
-
-proxy::RouteOptions cluster_route(std::string path, std::string cluster) {
-  return route_to(std::move(path), std::move(cluster));
-}
-
-proxy::ClusterOptions cluster_of(std::string name, std::vector<std::uint16_t> ports) {
-  proxy::ClusterOptions c;
-  c.name = std::move(name);
-  for (auto p : ports)
-    c.endpoints.push_back({"127.0.0.1", p});
-  return c;
-}
-
-proxy::Handler echo_handler() {
-  return [](const http::RequestHead& req, std::string_view body, proxy::Reply& reply) {
-    const http::Header h[] = {{"content-type", "text/plain"}, {"x-method", req.method}};
-    reply.send(200, h, body.empty() ? std::string_view("hello") : body);
-  };
-}
-
-int status_of(const std::string& response) {
-  return response.size() >= 12 ? std::stoi(response.substr(9, 3)) : 0;
-}
-
-std::size_t count(const std::string& s, std::string_view what) {
-  std::size_t n = 0;
-  for (std::size_t p = s.find(what); p != std::string::npos; p = s.find(what, p + 1))
-    ++n;
-  return n;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("in-process handler: keep-alive, pipelining in order, HEAD without body") {
   proxy::ServerOptions o;
@@ -143,12 +90,56 @@ TEST_CASE("proxy: forwards requests, strips hop-by-hop headers, reuses upstream 
   CHECK(first.rfind("GET /api/items?x=1 HTTP/1.1\r\n", 0) == 0);
   CHECK(first.find("X-Secret") == std::string::npos);
   CHECK(first.find("Keep-Alive") == std::string::npos);
-  CHECK(first.find("x-forwarded-for: 10.0.0.1, 127.0.0.1") != std::string::npos);
+  // The client is not a trusted proxy: its X-Forwarded-For is replaced.
+  CHECK(first.find("x-forwarded-for: 127.0.0.1\r\n") != std::string::npos);
+  CHECK(first.find("10.0.0.1") == std::string::npos);
   CHECK(first.find("x-forwarded-host: example.test") != std::string::npos);
   CHECK(first.find("host: example.test") != std::string::npos);
   CHECK(up.connections() == 1);
   CHECK(gw.stats().upstream_connections_opened == 1);
   CHECK(gw.stats().upstream_connections_reused == 2);
+}
+
+TEST_CASE("X-Forwarded-For from a trusted proxy is kept, and the client address comes from it") {
+  Upstream up([](const std::string&) { return ok_response("ok"); });
+  std::string seen_client;
+  struct ClientProbe : proxy::Filter {
+    std::string* seen;
+    explicit ClientProbe(std::string* s) : seen(s) {}
+    proxy::FilterStatus on_request_headers(proxy::RequestContext& ctx) override {
+      *seen = std::string(ctx.client_address());
+      return proxy::FilterStatus::next;
+    }
+  };
+  proxy::ServerOptions o;
+  o.trusted_proxies = {"127.0.0.0/8", "10.1.0.0/16"};
+  o.filters.push_back(std::make_shared<ClientProbe>(&seen_client));
+  o.clusters.push_back(cluster_of("svc", {up.port()}));
+  o.routes.push_back(cluster_route("/**", "svc"));
+  Gateway gw(o);
+  // The right-most untrusted hop is the client; hops left of it are not believed.
+  std::string r = roundtrip(gw.port(),
+                            "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 6.6.6.6, 203.0.113.9, "
+                            "10.1.2.3\r\n\r\n");
+  CHECK(status_of(r) == 200);
+  CHECK(seen_client == "203.0.113.9");
+  REQUIRE(up.requests().size() == 1);
+  CHECK(up.requests()[0].find("x-forwarded-for: 6.6.6.6, 203.0.113.9, 10.1.2.3, 127.0.0.1\r\n") !=
+        std::string::npos);
+  // Garbage in the header: nothing left of it is believed.
+  roundtrip(gw.port(), "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.2.3.4, junk\r\n\r\n");
+  CHECK(seen_client == "127.0.0.1");
+
+  proxy::ServerOptions bad;
+  bad.trusted_proxies = {"10.0.0.0/33"};
+  auto s = proxy::Server::create(nullptr, bad);
+  CHECK_FALSE(s);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  auto s2 = proxy::Server::create(&loop, bad);
+  REQUIRE_FALSE(s2);
+  CHECK(s2.error().message.find("trusted_proxies[0]") != std::string::npos);
+  uv_loop_close(&loop);
 }
 
 TEST_CASE("proxy: request bodies (length and chunked) and chunked responses stream through") {

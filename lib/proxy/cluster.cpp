@@ -1,0 +1,514 @@
+// Upstream clusters: endpoints, the balancer that picks among them, a
+// circuit breaker per endpoint, the retry budget, and trusted-proxy networks.
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "../common/ascii.hpp"
+#include "session.hpp"
+
+namespace portico::proxy {
+
+namespace {
+
+std::string cluster_field(const ClusterOptions& co, std::string_view field) {
+  return "clusters['" + co.name + "']." + std::string(field);
+}
+
+bool numeric_address(const std::string& address, std::uint16_t port, sockaddr_storage& out) {
+  if (uv_ip4_addr(address.c_str(), port, reinterpret_cast<sockaddr_in*>(&out)) == 0) return true;
+  return uv_ip6_addr(address.c_str(), port, reinterpret_cast<sockaddr_in6*>(&out)) == 0;
+}
+
+Status validate_retry(const ClusterOptions& co) {
+  const RetryOptions& r = co.retry;
+  if (r.max_retries > 10)
+    return make_error(ErrorKind::invalid_argument,
+                      cluster_field(co, "retry.max_retries") + ": at most 10");
+  if (!(r.budget_percent >= 0.0 && r.budget_percent <= 100.0))
+    return make_error(ErrorKind::invalid_argument,
+                      cluster_field(co, "retry.budget_percent") + ": must be within [0, 100]");
+  if (r.backoff_base < Duration::zero() || r.backoff_max < r.backoff_base)
+    return make_error(ErrorKind::invalid_argument,
+                      cluster_field(co, "retry.backoff_max") +
+                          ": must be at least backoff_base, which must not be negative");
+  for (int st : r.retry_on_statuses) {
+    if (st < 100 || st > 599)
+      return make_error(ErrorKind::invalid_argument, cluster_field(co, "retry.retry_on_statuses") +
+                                                         ": " + std::to_string(st) +
+                                                         " is not an HTTP status");
+  }
+  return {};
+}
+
+Status validate_health_check(const ClusterOptions& co) {
+  const HealthCheckOptions& h = co.health_check;
+  if (h.path.empty()) return {};
+  if (h.path.front() != '/' || h.path.find_first_of(" \r\n\t") != std::string::npos)
+    return make_error(ErrorKind::invalid_argument, cluster_field(co, "health_check.path") +
+                                                       ": must be a path starting with '/'");
+  if (h.host.find_first_of(" \r\n\t") != std::string::npos)
+    return make_error(ErrorKind::invalid_argument,
+                      cluster_field(co, "health_check.host") + ": must not contain whitespace");
+  if (h.interval <= Duration::zero() || h.timeout <= Duration::zero())
+    return make_error(ErrorKind::invalid_argument, cluster_field(co, "health_check") +
+                                                       ": interval and timeout must be positive");
+  if (h.healthy_threshold == 0 || h.unhealthy_threshold == 0)
+    return make_error(ErrorKind::invalid_argument,
+                      cluster_field(co, "health_check") + ": thresholds must be at least 1");
+  if (h.min_status < 100 || h.max_status > 599 || h.min_status > h.max_status)
+    return make_error(ErrorKind::invalid_argument,
+                      cluster_field(co, "health_check") +
+                          ": min_status..max_status must be a range of HTTP statuses");
+  return {};
+}
+
+Status validate_timeouts(const ClusterOptions& co) {
+  if (co.connect_timeout <= Duration::zero() || co.response_timeout <= Duration::zero() ||
+      co.idle_between_bytes_timeout <= Duration::zero() || co.idle_timeout <= Duration::zero())
+    return make_error(ErrorKind::invalid_argument,
+                      cluster_field(co, "*_timeout") + ": timeouts must be positive");
+  if (co.dns_refresh <= Duration::zero())
+    return make_error(ErrorKind::invalid_argument,
+                      cluster_field(co, "dns_refresh") + ": must be positive");
+  return {};
+}
+
+// Endpoints given by name join the balancer only once resolved, when an
+// error could no longer be returned: what they will be created with is
+// checked here, with the numeric ones, so that create() refuses it.
+Status validate_endpoint_settings(const ClusterOptions& co) {
+  for (std::size_t i = 0; i < co.endpoints.size(); ++i) {
+    const std::uint32_t weight = co.endpoints[i].weight;
+    if (weight == 0 || weight > kMaxEndpointWeight)
+      return make_error(ErrorKind::invalid_argument,
+                        cluster_field(co, "endpoints[" + std::to_string(i) + "].weight") + ": " +
+                            std::to_string(weight) + " is outside 1.." +
+                            std::to_string(kMaxEndpointWeight));
+  }
+  if (co.breaker) {
+    auto b = CircuitBreaker::create(*co.breaker);
+    if (!b)
+      return make_error(b.error().kind, cluster_field(co, "breaker") + ": " + b.error().message);
+  }
+  BalancerConfig bc;
+  bc.policy = co.policy;
+  bc.outlier = co.outlier;
+  bc.endpoints.push_back({"endpoint", 1});
+  auto b = Balancer::create(bc);
+  if (!b)
+    return make_error(b.error().kind, cluster_field(co, "outlier") + ": " + b.error().message);
+  return {};
+}
+
+std::uint64_t next_random(std::uint64_t& state) noexcept {
+  // splitmix64: cheap, and plenty for jitter.
+  std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+EndpointState* Cluster::find(EndpointRef ref) const noexcept {
+  for (const auto& ep : endpoints) {
+    if (ep->ref == ref && !ep->removed) return ep.get();
+  }
+  return nullptr;
+}
+
+EndpointState* Cluster::find_id(std::uint64_t id) const noexcept {
+  for (const auto& ep : endpoints) {
+    if (ep->id == id) return ep.get();
+  }
+  return nullptr;
+}
+
+// Adds an endpoint at `addr` to the cluster and its balancer.
+Result<EndpointState*> cluster_add_endpoint(Cluster* cl, const sockaddr_storage& addr,
+                                            std::size_t source) {
+  const Endpoint& e = cl->options.endpoints[source];
+  auto ep = std::make_unique<EndpointState>();
+  ep->addr = addr;
+  char ip[INET6_ADDRSTRLEN] = "";
+  char label[INET6_ADDRSTRLEN + 16];
+  if (addr.ss_family == AF_INET6) {
+    uv_ip6_name(reinterpret_cast<const sockaddr_in6*>(&addr), ip, sizeof ip);
+    std::snprintf(label, sizeof label, "[%s]:%u", ip, static_cast<unsigned>(e.port));
+  } else {
+    uv_ip4_name(reinterpret_cast<const sockaddr_in*>(&addr), ip, sizeof ip);
+    std::snprintf(label, sizeof label, "%s:%u", ip, static_cast<unsigned>(e.port));
+  }
+  ep->label = label;
+  ep->cluster = cl;
+  ep->source = source;
+  ep->id = cl->next_endpoint_id++;
+  if (cl->options.breaker) {
+    auto b = CircuitBreaker::create(*cl->options.breaker);
+    if (!b)
+      return make_error(b.error().kind,
+                        cluster_field(cl->options, "breaker") + ": " + b.error().message);
+    ep->breaker.emplace(std::move(*b));
+  }
+  EndpointSpec spec{ep->label, e.weight};
+  if (!cl->balancer) {
+    BalancerConfig bc;
+    bc.policy = cl->options.policy;
+    bc.endpoints.push_back(spec);
+    bc.outlier = cl->options.outlier;
+    bc.seed = cl->rng;
+    auto b = Balancer::create(bc);
+    if (!b)
+      return make_error(b.error().kind,
+                        cluster_field(cl->options, "endpoints") + ": " + b.error().message);
+    cl->balancer.emplace(std::move(*b));
+    ep->ref = *cl->balancer->find(spec.id);
+  } else {
+    auto ref = cl->balancer->add_endpoint(spec);
+    if (!ref)
+      return make_error(ref.error().kind,
+                        cluster_field(cl->options, "endpoints") + ": " + ref.error().message);
+    ep->ref = *ref;
+  }
+  cl->endpoints.push_back(std::move(ep));
+  return cl->endpoints.back().get();
+}
+
+// Takes an endpoint out of rotation; it is freed once nothing refers to it.
+void cluster_remove_endpoint(Cluster* cl, EndpointState* ep) {
+  if (ep->removed) return;
+  ep->removed = true;
+  if (cl->balancer && cl->balancer->size() > 1) {
+    (void)cl->balancer->remove_endpoint(ep->label);
+  } else if (cl->balancer) {
+    cl->balancer.reset();  // a balancer always has an endpoint: none left
+  }
+  ++ep->users;  // held while its pooled connections close
+  while (ep->idle.linked())
+    up_close(static_cast<UpConn*>(ep->idle.next->owner));
+  endpoint_release(ep);
+}
+
+void endpoint_release(EndpointState* ep) noexcept {
+  if (ep->users > 0) --ep->users;
+  if (!ep->removed || ep->users != 0 || ep->idle.linked()) return;
+  Cluster* cl = ep->cluster;
+  auto it = std::find_if(cl->endpoints.begin(), cl->endpoints.end(),
+                         [ep](const auto& p) { return p.get() == ep; });
+  if (it != cl->endpoints.end()) cl->endpoints.erase(it);
+}
+
+Status ServerImpl::compile_clusters() {
+  for (const ClusterOptions& co : options.clusters) {
+    if (co.name.empty())
+      return make_error(ErrorKind::invalid_argument, "clusters: a cluster has no name");
+    for (const auto& other : clusters) {
+      if (other->options.name == co.name)
+        return make_error(ErrorKind::conflict, "clusters['" + co.name + "']: defined twice");
+    }
+    if (auto st = validate_retry(co); !st) return st;
+    if (auto st = validate_health_check(co); !st) return st;
+    if (auto st = validate_timeouts(co); !st) return st;
+    if (auto st = validate_endpoint_settings(co); !st) return st;
+    auto cl = std::make_unique<Cluster>();
+    cl->server = this;
+    cl->options = co;
+    cl->rng ^= std::hash<std::string>{}(co.name);
+    for (std::size_t i = 0; i < co.endpoints.size(); ++i) {
+      const Endpoint& e = co.endpoints[i];
+      if (e.port == 0 || e.address.empty()) {
+        return make_error(ErrorKind::invalid_argument,
+                          cluster_field(co, "endpoints[" + std::to_string(i) + "]") +
+                              ": needs an address and a port");
+      }
+      sockaddr_storage addr{};
+      if (!numeric_address(e.address, e.port, addr)) {
+        // A host name: resolved when the server starts.
+        if (e.address.find_first_of(" /\r\n\t") != std::string::npos)
+          return make_error(ErrorKind::invalid_argument,
+                            cluster_field(co, "endpoints[" + std::to_string(i) + "]") + ": '" +
+                                e.address + "' is neither an address nor a host name");
+        continue;
+      }
+      auto ep = cluster_add_endpoint(cl.get(), addr, i);
+      if (!ep) return std::move(ep).error();
+    }
+    clusters.push_back(std::move(cl));
+  }
+  return {};
+}
+
+namespace {
+
+bool same_address(const sockaddr_storage& a, const sockaddr_storage& b) noexcept {
+  if (a.ss_family != b.ss_family) return false;
+  if (a.ss_family == AF_INET) {
+    const auto* x = reinterpret_cast<const sockaddr_in*>(&a);
+    const auto* y = reinterpret_cast<const sockaddr_in*>(&b);
+    return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+  }
+  const auto* x = reinterpret_cast<const sockaddr_in6*>(&a);
+  const auto* y = reinterpret_cast<const sockaddr_in6*>(&b);
+  return x->sin6_port == y->sin6_port &&
+         std::memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+}
+
+// A new answer for the host name of endpoint `source`: addresses that went
+// away leave the rotation (their requests in flight finish), new ones join.
+// A failed lookup keeps the addresses already known.
+void cluster_update_dns(Cluster* cl, std::size_t source, int status,
+                        std::span<const sockaddr_storage> addresses) {
+  if (status != 0 || addresses.empty()) return;
+  std::vector<EndpointState*> gone;
+  for (const auto& ep : cl->endpoints) {
+    if (ep->source != source || ep->removed) continue;
+    const bool kept =
+        std::any_of(addresses.begin(), addresses.end(),
+                    [&](const sockaddr_storage& a) { return same_address(a, ep->addr); });
+    if (!kept) gone.push_back(ep.get());
+  }
+  for (const sockaddr_storage& a : addresses) {
+    const bool known = std::any_of(cl->endpoints.begin(), cl->endpoints.end(), [&](const auto& ep) {
+      return ep->source == source && !ep->removed && same_address(a, ep->addr);
+    });
+    if (known) continue;
+    auto ep = cluster_add_endpoint(cl, a, source);
+    if (ep && cl->health) cl->health->add_target((*ep)->id, a, (*ep)->label);
+  }
+  for (EndpointState* ep : gone) {
+    if (cl->health) cl->health->remove_target(ep->id);
+    cluster_remove_endpoint(cl, ep);
+  }
+}
+
+}  // namespace
+
+void ServerImpl::start_clusters() {
+  for (auto& owned : clusters) {
+    Cluster* cl = owned.get();
+    const ClusterOptions& co = cl->options;
+    if (!co.health_check.path.empty()) {
+      cl->health = std::make_unique<detail::HealthChecker>(
+          loop, co.health_check, [cl](std::uint64_t id, bool healthy) {
+            EndpointState* ep = cl->find_id(id);
+            if (ep != nullptr && !ep->removed && cl->balancer)
+              cl->balancer->set_healthy(ep->ref, healthy);
+          });
+      for (const auto& ep : cl->endpoints)
+        cl->health->add_target(ep->id, ep->addr, ep->label);
+      cl->health->start();
+    }
+    for (std::size_t i = 0; i < co.endpoints.size(); ++i) {
+      sockaddr_storage addr{};
+      const Endpoint& e = co.endpoints[i];
+      if (numeric_address(e.address, e.port, addr)) continue;
+      auto r = std::make_unique<detail::Resolver>(
+          loop, e.address, e.port, co.dns_refresh,
+          [cl, i](int status, std::span<const sockaddr_storage> addresses) {
+            cluster_update_dns(cl, i, status, addresses);
+          });
+      r->start();
+      cl->resolvers.push_back(std::move(r));
+    }
+  }
+}
+
+void ServerImpl::stop_clusters() {
+  auto closed = [this] {
+    --open_handles;
+    maybe_stopped();
+  };
+  for (auto& cl : clusters) {
+    if (cl->health) {
+      ++open_handles;
+      cl->health->stop(closed);
+    }
+    for (auto& r : cl->resolvers) {
+      ++open_handles;
+      r->stop(closed);
+    }
+  }
+}
+
+// ------------------------------------------------------------- attempts
+
+EndpointState* cluster_pick(Cluster* cl, Conn* c, const EndpointState* avoid, const char** cause,
+                            int* status) {
+  *status = 503;
+  if (!cl->balancer) {
+    *cause = "the cluster has no endpoint";
+    return nullptr;
+  }
+  PickContext ctx;
+  ctx.now = cl->server->now();
+  if (cl->options.policy == BalancerPolicy::maglev) ctx.hash = hash_affinity_key(c->client_ip);
+  *cause = "no healthy endpoint in the cluster";
+  // Maglev maps one key to one endpoint, so passing over an endpoint (the
+  // one a retry avoids, or one whose breaker refuses) takes another key on
+  // each try (the balancer mixes it again), and more tries to land elsewhere.
+  const std::size_t size = cl->balancer->size();
+  const bool maglev = cl->options.policy == BalancerPolicy::maglev;
+  const std::size_t tries = maglev && size > 1 ? 16 : std::min<std::size_t>(size + 2, 16);
+  for (std::size_t i = 0; i < tries; ++i, ctx.hash += 0x9e3779b97f4a7c15ull) {
+    Pick p = cl->balancer->pick(ctx);
+    if (!p) return nullptr;
+    EndpointState* ep = cl->find(p.endpoint);
+    if (ep == nullptr) continue;
+    if (ep == avoid && size > 1 && i + 1 < tries) continue;
+    if (ep->breaker) {
+      BreakerPermit permit = ep->breaker->try_acquire(ctx.now);
+      if (!permit) {
+        // breaker.hpp: an open breaker is the upstream's fault, a full
+        // concurrency threshold is local overload; the answer says which.
+        *cause = permit.admission() == BreakerAdmission::rejected_max_in_flight
+                     ? "the endpoints' circuit breakers allow no more requests in flight"
+                     : "the endpoints' circuit breakers are open";
+        continue;
+      }
+      c->x->permit = permit;
+    }
+    return ep;
+  }
+  return nullptr;
+}
+
+void cluster_attempt_start(Conn* c, EndpointState* ep) {
+  Exchange* x = c->x;
+  Cluster* cl = ep->cluster;
+  x->endpoint = ep;
+  x->last_endpoint = ep;
+  ++ep->users;
+  ++x->attempts;
+  ++cl->active_requests;
+  if (x->is_retry) ++cl->active_retries;
+  if (cl->balancer && !ep->removed) cl->balancer->on_request_start(ep->ref);
+  x->attempt_start = cl->server->now();
+  x->outcome.upstream = ep->label;
+}
+
+void cluster_attempt_end(Conn* c, RequestOutcome outcome) {
+  Exchange* x = c->x;
+  if (x == nullptr || x->endpoint == nullptr) return;
+  EndpointState* ep = x->endpoint;
+  Cluster* cl = ep->cluster;
+  const TimePoint now = cl->server->now();
+  if (cl->balancer && !ep->removed)
+    cl->balancer->on_request_end(ep->ref, now - x->attempt_start, outcome, now);
+  if (x->permit && ep->breaker) {
+    switch (outcome) {
+      case RequestOutcome::success:
+        ep->breaker->on_success(*x->permit, now);
+        break;
+      case RequestOutcome::failure:
+        ep->breaker->on_failure(*x->permit, now);
+        break;
+      case RequestOutcome::cancelled:
+        ep->breaker->on_cancel(*x->permit);
+        break;
+    }
+  }
+  x->permit.reset();
+  if (cl->active_requests > 0) --cl->active_requests;
+  if (x->is_retry && cl->active_retries > 0) --cl->active_retries;
+  x->endpoint = nullptr;
+  endpoint_release(ep);
+}
+
+bool cluster_retry_allowed(Cluster* cl) noexcept {
+  const RetryOptions& r = cl->options.retry;
+  const double budget = r.budget_percent / 100.0 * cl->active_requests;
+  const double allowed = std::max(budget, static_cast<double>(r.budget_min_concurrent));
+  return static_cast<double>(cl->active_retries) < allowed;
+}
+
+Duration cluster_backoff(Cluster* cl, std::uint32_t retry) noexcept {
+  const RetryOptions& r = cl->options.retry;
+  Duration ceiling = r.backoff_base;
+  for (std::uint32_t i = 1; i < retry && ceiling < r.backoff_max; ++i)
+    ceiling *= 2;
+  ceiling = std::min(ceiling, r.backoff_max);
+  if (ceiling <= Duration::zero()) return Duration::zero();
+  const auto span = static_cast<std::uint64_t>(ceiling.count()) + 1;
+  return Duration(static_cast<Duration::rep>(next_random(cl->rng) % span));
+}
+
+bool is_idempotent(std::string_view method) noexcept {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE" ||
+         method == "PUT" || method == "DELETE";
+}
+
+// ------------------------------------------------------------- networks
+
+bool parse_cidr(std::string_view text, Cidr& out) noexcept {
+  char buf[64];
+  const std::size_t slash = text.find('/');
+  const std::string_view addr = text.substr(0, slash);
+  if (addr.empty() || addr.size() >= sizeof buf) return false;
+  std::memcpy(buf, addr.data(), addr.size());
+  buf[addr.size()] = '\0';
+  out = Cidr{};
+  unsigned max_prefix = 0;
+  if (uv_ip4_addr(buf, 0, reinterpret_cast<sockaddr_in*>(&out.network)) == 0) {
+    max_prefix = 32;
+  } else if (uv_ip6_addr(buf, 0, reinterpret_cast<sockaddr_in6*>(&out.network)) == 0) {
+    max_prefix = 128;
+  } else {
+    return false;
+  }
+  out.prefix = max_prefix;
+  if (slash != std::string_view::npos) {
+    const std::string_view digits = text.substr(slash + 1);
+    if (digits.empty() || digits.size() > 3) return false;
+    unsigned v = 0;
+    for (char ch : digits) {
+      if (ch < '0' || ch > '9') return false;
+      v = v * 10 + static_cast<unsigned>(ch - '0');
+    }
+    if (v > max_prefix) return false;
+    out.prefix = v;
+  }
+  return true;
+}
+
+namespace {
+
+// The address bytes of an IPv4 or IPv6 address (IPv4-mapped IPv6 as IPv4).
+std::string_view address_bytes(const sockaddr_storage& a, int& family) noexcept {
+  if (a.ss_family == AF_INET) {
+    family = AF_INET;
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&a);
+    return {reinterpret_cast<const char*>(&in->sin_addr), 4};
+  }
+  const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&a);
+  const auto* b = reinterpret_cast<const char*>(&in6->sin6_addr);
+  static constexpr char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, '\xff', '\xff'};
+  if (std::memcmp(b, kMapped, 12) == 0) {
+    family = AF_INET;
+    return {b + 12, 4};
+  }
+  family = AF_INET6;
+  return {b, 16};
+}
+
+}  // namespace
+
+bool cidr_contains(const Cidr& net, const sockaddr_storage& addr) noexcept {
+  int fn = 0, fa = 0;
+  const std::string_view n = address_bytes(net.network, fn);
+  const std::string_view a = address_bytes(addr, fa);
+  if (fn != fa) return false;
+  unsigned bits = net.prefix;
+  for (std::size_t i = 0; i < n.size() && bits > 0; ++i) {
+    const unsigned take = bits >= 8 ? 8 : bits;
+    const auto mask = static_cast<unsigned char>(0xff << (8 - take));
+    if ((static_cast<unsigned char>(n[i]) & mask) != (static_cast<unsigned char>(a[i]) & mask))
+      return false;
+    bits -= take;
+  }
+  return true;
+}
+
+}  // namespace portico::proxy

@@ -1,0 +1,412 @@
+// The filter chain: running the phases, pausing and resuming, and the
+// RequestContext filters use to read and change a request.
+#include <algorithm>
+
+#include "../common/ascii.hpp"
+#include "session.hpp"
+
+namespace portico::proxy {
+
+namespace {
+
+// Headers a filter may not set: the proxy owns the framing and the
+// connection management of both sides.
+bool is_managed_header(std::string_view name) noexcept {
+  static constexpr std::string_view kManaged[] = {
+      "connection", "keep-alive",        "proxy-connection", "te",  "trailer",
+      "upgrade",    "transfer-encoding", "content-length",   "host"};
+  for (std::string_view h : kManaged) {
+    if (detail::ascii_iequals(name, h)) return true;
+  }
+  return false;
+}
+
+bool valid_header(std::string_view name, std::string_view value) noexcept {
+  if (name.empty()) return false;
+  for (char ch : name) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (u <= 0x20 || u >= 0x7f || ch == ':' || ch == '"' || ch == '(' || ch == ')' || ch == ',' ||
+        ch == '/' || ch == ';' || ch == '<' || ch == '=' || ch == '>' || ch == '?' || ch == '@' ||
+        ch == '[' || ch == '\\' || ch == ']' || ch == '{' || ch == '}')
+      return false;
+  }
+  // A CR, LF or NUL in a value would let a filter inject header lines.
+  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
+
+void edit(HeaderEdits& edits, EditOp op, std::string_view name, std::string_view value) {
+  if (!valid_header(name, value) || is_managed_header(name)) return;
+  edits.add(op, name, value);
+}
+
+// The filter a phase runs next, or null at the end of the phase.
+Filter* next_filter(Exchange* x) noexcept {
+  const bool forward = x->phase == Phase::request_headers || x->phase == Phase::request_body;
+  if (forward) {
+    const std::size_t end = x->phase == Phase::request_headers ? x->chain.size() : x->entered;
+    if (x->filter >= end) return nullptr;
+    x->current = x->filter;
+    return x->chain[x->filter];
+  }
+  if (x->filter == 0) return nullptr;
+  x->current = x->filter - 1;
+  return x->chain[x->current];
+}
+
+FilterStatus call(Filter* f, Exchange* x) {
+  switch (x->phase) {
+    case Phase::request_headers:
+      x->entered = x->current + 1;
+      return f->on_request_headers(x->ctx);
+    case Phase::request_body:
+      return f->on_request_body(x->ctx, x->handler_body);
+    case Phase::response_headers:
+      return f->on_response_headers(x->ctx);
+    case Phase::response_body:
+      return f->on_response_body(x->ctx, x->response_body);
+    default:
+      return FilterStatus::next;
+  }
+}
+
+void advance(Exchange* x) noexcept {
+  if (x->phase == Phase::request_headers || x->phase == Phase::request_body) {
+    ++x->filter;
+  } else {
+    --x->filter;
+  }
+}
+
+// The end of a phase: hand the exchange back to the I/O code.
+void phase_done(Conn* c) {
+  Exchange* x = c->x;
+  switch (x->phase) {
+    case Phase::request_headers:
+      x->phase = Phase::none;
+      conn_after_request_filters(c);
+      break;
+    case Phase::request_body:
+      x->phase = Phase::none;
+      conn_after_request_body_filters(c);
+      break;
+    case Phase::response_headers:
+    case Phase::response_body:
+      conn_after_response_filters(c);
+      break;
+    default:
+      break;
+  }
+}
+
+}  // namespace
+
+// ------------------------------------------------------------- HeaderEdits
+
+void HeaderEdits::add(EditOp op, std::string_view name, std::string_view value) {
+  if (op != EditOp::add) {
+    // A set or remove supersedes earlier edits of the same name.
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+      if (detail::ascii_iequals(items[i].name, name)) continue;
+      if (kept != i) std::swap(items[kept], items[i]);
+      ++kept;
+    }
+    count = kept;
+  }
+  if (count == items.size()) items.emplace_back();
+  HeaderEdit& e = items[count++];
+  e.op = op;
+  e.name.assign(name);
+  e.value.assign(value);
+}
+
+bool HeaderEdits::drops(std::string_view name) const noexcept {
+  for (std::size_t i = 0; i < count; ++i) {
+    if (items[i].op != EditOp::add && detail::ascii_iequals(items[i].name, name)) return true;
+  }
+  return false;
+}
+
+std::optional<std::string_view> HeaderEdits::lookup(
+    std::string_view name, std::optional<std::string_view> original) const noexcept {
+  std::optional<std::string_view> v = original;
+  for (std::size_t i = 0; i < count; ++i) {
+    const HeaderEdit& e = items[i];
+    if (!detail::ascii_iequals(e.name, name)) continue;
+    if (e.op == EditOp::remove) {
+      v.reset();
+    } else if (e.op == EditOp::set || !v) {
+      v = e.value;
+    }
+  }
+  return v;
+}
+
+void HeaderEdits::write(HeadWriter& w) const {
+  for (std::size_t i = 0; i < count; ++i) {
+    const HeaderEdit& e = items[i];
+    if (e.op != EditOp::remove) w << e.name << ": " << e.value << "\r\n";
+  }
+}
+
+// ------------------------------------------------------------- the chain
+
+void chain_reset(Exchange* x) {
+  x->chain = {};
+  x->filter = x->current = x->entered = 0;
+  x->phase = Phase::none;
+  x->paused = x->buffer_request = x->buffer_response = x->body_replaced = false;
+  x->logged = false;
+  x->request_edits.clear();
+  x->response_edits.clear();
+  x->local_headers.clear();
+  x->upstream_path.clear();
+  x->local_status = 0;
+  x->local_body.clear();
+  x->response_body.clear();
+  x->error_text.clear();
+  x->upstream_head = nullptr;
+  x->response_status = 0;
+  x->outcome = {};
+  x->arena.release();
+  x->endpoint = nullptr;
+  x->permit.reset();
+  x->attempts = 0;
+  x->is_retry = false;
+  x->replayable = false;
+}
+
+void chain_start(Conn* c) {
+  Exchange* x = c->x;
+  x->slots.assign(x->chain.size(), nullptr);
+  x->phase = Phase::request_headers;
+  x->filter = 0;
+  chain_run(c);
+}
+
+void chain_run(Conn* c) {
+  Exchange* x = c->x;
+  const std::uint64_t serial = x->serial;
+  for (;;) {
+    Filter* f = next_filter(x);
+    if (f == nullptr) break;
+    const FilterStatus st = call(f, x);
+    if (c->x != x || x->serial != serial || c->state == ConnState::closing) return;
+    if (st == FilterStatus::pause) {
+      x->paused = true;
+      return;
+    }
+    if (st == FilterStatus::respond && x->phase != Phase::response_headers &&
+        x->phase != Phase::response_body) {
+      if (x->local_status == 0) x->ctx.respond(500, "a filter answered without a response");
+      // The answer goes through the response phases of the filters that ran.
+      chain_response(c);
+      return;
+    }
+    advance(x);
+  }
+  phase_done(c);
+}
+
+void chain_response(Conn* c) {
+  Exchange* x = c->x;
+  x->phase = Phase::response_headers;
+  x->filter = x->entered;
+  x->response_status = x->upstream_head != nullptr ? x->upstream_head->status : x->local_status;
+  chain_run(c);
+}
+
+void chain_log(Conn* c) {
+  Exchange* x = c->x;
+  if (x == nullptr || x->logged || x->start == TimePoint{}) return;
+  x->logged = true;
+  x->outcome.duration = c->server->now() - x->start;
+  x->outcome.attempts = x->attempts;
+  x->outcome.error = x->error_text;
+  x->phase = Phase::done;
+  for (std::size_t i = 0; i < x->chain.size(); ++i) {
+    x->current = i;
+    x->chain[i]->on_log(x->ctx);
+  }
+}
+
+// ---------------------------------------------------------- ResumeHandle
+
+bool ResumeHandle::pending() const noexcept {
+  return exchange_ != nullptr && exchange_->serial == serial_ && exchange_->paused &&
+         exchange_->conn != nullptr;
+}
+
+RequestContext* ResumeHandle::context() const noexcept {
+  return pending() ? &exchange_->ctx : nullptr;
+}
+
+void ResumeHandle::resume() noexcept {
+  if (!pending()) return;
+  Exchange* x = exchange_;
+  x->paused = false;
+  advance(x);
+  chain_run(x->conn);
+}
+
+void ResumeHandle::respond(int status, std::string_view body,
+                           std::span<const http::Header> headers) {
+  if (!pending()) return;
+  Exchange* x = exchange_;
+  x->paused = false;
+  x->ctx.respond(status, body, headers);
+  if (x->phase == Phase::response_headers || x->phase == Phase::response_body) {
+    advance(x);
+    chain_run(x->conn);
+  } else {
+    chain_response(x->conn);
+  }
+}
+
+// -------------------------------------------------------- RequestContext
+
+const http::RequestHead& RequestContext::request() const noexcept {
+  return x_->parser.head();
+}
+std::string_view RequestContext::path() const noexcept {
+  return x_->path;
+}
+std::string_view RequestContext::query() const noexcept {
+  return x_->query;
+}
+std::string_view RequestContext::client_address() const noexcept {
+  return x_->conn->client_ip;
+}
+std::uint64_t RequestContext::request_id() const noexcept {
+  return x_->conn->request_id;
+}
+std::string_view RequestContext::route_name() const noexcept {
+  return x_->match.route != nullptr ? std::string_view(x_->match.route->name())
+                                    : std::string_view();
+}
+std::optional<std::string_view> RequestContext::param(std::string_view name) const noexcept {
+  return x_->match.param(name);
+}
+TimePoint RequestContext::start_time() const noexcept {
+  return x_->start;
+}
+
+void RequestContext::set_request_header(std::string_view name, std::string_view value) {
+  edit(x_->request_edits, EditOp::set, name, value);
+}
+void RequestContext::add_request_header(std::string_view name, std::string_view value) {
+  edit(x_->request_edits, EditOp::add, name, value);
+}
+void RequestContext::remove_request_header(std::string_view name) {
+  edit(x_->request_edits, EditOp::remove, name, {});
+}
+void RequestContext::set_upstream_path(std::string_view path_and_query) {
+  if (path_and_query.empty() || path_and_query.front() != '/') return;
+  for (char ch : path_and_query) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (u <= 0x20 || u >= 0x7f) return;  // would break the request line
+  }
+  x_->upstream_path.assign(path_and_query);
+}
+std::optional<std::string_view> RequestContext::request_header(
+    std::string_view name) const noexcept {
+  const std::string_view original = x_->parser.head().header(name);
+  std::optional<std::string_view> o;
+  for (const http::Header& h : x_->parser.head().headers) {
+    if (detail::ascii_iequals(h.name, name)) {
+      o = original;
+      break;
+    }
+  }
+  return x_->request_edits.lookup(name, o);
+}
+
+int RequestContext::response_status() const noexcept {
+  return x_->response_status;
+}
+std::optional<std::string_view> RequestContext::response_header(
+    std::string_view name) const noexcept {
+  std::optional<std::string_view> o;
+  if (x_->upstream_head != nullptr) {
+    for (const http::Header& h : x_->upstream_head->headers) {
+      if (detail::ascii_iequals(h.name, name)) {
+        o = h.value;
+        break;
+      }
+    }
+  } else {
+    o = x_->local_headers.lookup(name, std::nullopt);
+  }
+  return x_->response_edits.lookup(name, o);
+}
+void RequestContext::set_response_status(int status) {
+  if (status >= 200 && status <= 599) x_->response_status = status;
+}
+void RequestContext::set_response_header(std::string_view name, std::string_view value) {
+  edit(x_->response_edits, EditOp::set, name, value);
+}
+void RequestContext::add_response_header(std::string_view name, std::string_view value) {
+  edit(x_->response_edits, EditOp::add, name, value);
+}
+void RequestContext::remove_response_header(std::string_view name) {
+  edit(x_->response_edits, EditOp::remove, name, {});
+}
+
+void RequestContext::buffer_request_body() noexcept {
+  if (x_->phase == Phase::request_headers) x_->buffer_request = true;
+}
+void RequestContext::buffer_response_body() noexcept {
+  if (x_->phase == Phase::request_headers ||
+      (x_->phase == Phase::response_headers && x_->upstream_head != nullptr))
+    x_->buffer_response = true;
+}
+void RequestContext::replace_body(std::string_view body) {
+  if (x_->phase == Phase::request_body) {
+    x_->handler_body.assign(body);
+    x_->body_replaced = true;
+  } else if (x_->phase == Phase::response_body) {
+    x_->response_body.assign(body);
+  }
+}
+
+void RequestContext::respond(int status, std::string_view body,
+                             std::span<const http::Header> headers) {
+  if (status < 200 || status > 599) status = 500;
+  x_->local_status = status;
+  x_->response_status = status;
+  x_->local_body.assign(body);
+  if (x_->phase == Phase::response_body) x_->response_body.assign(body);
+  x_->local_headers.clear();
+  for (const http::Header& h : headers)
+    edit(x_->local_headers, EditOp::add, h.name, h.value);
+  if (x_->upstream_head != nullptr) {
+    // Replacing an upstream response: the upstream side is given up.
+    x_->upstream_head = nullptr;
+    x_->response_body.clear();
+    x_->buffer_response = false;
+    conn_abort(x_->conn);
+  }
+}
+
+ResumeHandle RequestContext::pause_handle() noexcept {
+  ResumeHandle h;
+  h.exchange_ = x_;
+  h.serial_ = x_->serial;
+  return h;
+}
+
+void* RequestContext::state() const noexcept {
+  return x_->current < x_->slots.size() ? x_->slots[x_->current] : nullptr;
+}
+void RequestContext::set_state(void* state) noexcept {
+  if (x_->current < x_->slots.size()) x_->slots[x_->current] = state;
+}
+void* RequestContext::allocate(std::size_t size, std::size_t align) {
+  return x_->arena.allocate(size, align);
+}
+
+const RequestOutcomeInfo& RequestContext::outcome() const noexcept {
+  return x_->outcome;
+}
+
+}  // namespace portico::proxy

@@ -1,0 +1,363 @@
+// The proxy's per-server and per-connection state, shared by the I/O code
+// (server.cpp), the filter chain (filter_chain.cpp) and the upstream
+// clusters (cluster.cpp).
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include <memory>
+#include <memory_resource>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "../upstream/health_check.hpp"
+#include "../upstream/resolver.hpp"
+#include "internal.hpp"
+#include "portico/balancer.hpp"
+#include "portico/breaker.hpp"
+#include "portico/filter.hpp"
+#include "portico/proxy.hpp"
+
+namespace portico::proxy {
+
+using detail::BufferPool;
+using detail::HeadWriter;
+using detail::Link;
+
+inline constexpr std::size_t kMaxPieces = 32;  // body pieces gathered into one writev
+
+struct Cluster;
+struct UpConn;
+struct Conn;
+struct Exchange;
+class ServerImpl;
+
+struct EndpointState {
+  sockaddr_storage addr{};
+  std::string label;  // "127.0.0.1:8080", for error bodies and logs
+  Link idle;          // pooled UpConns
+  std::size_t idle_count = 0;
+  Cluster* cluster = nullptr;
+  EndpointRef ref;  // in the cluster's balancer
+  std::optional<CircuitBreaker> breaker;
+  std::uint64_t id = 0;     // the health checker's target id
+  std::size_t source = 0;   // index of the ClusterOptions endpoint it came from
+  bool removed = false;     // gone from DNS; freed when its last connection closes
+  std::uint32_t users = 0;  // exchanges and connections referring to it
+};
+
+struct Cluster {
+  ServerImpl* server = nullptr;
+  ClusterOptions options;
+  std::optional<Balancer> balancer;
+  std::vector<std::unique_ptr<EndpointState>> endpoints;  // current and draining
+  std::unique_ptr<detail::HealthChecker> health;
+  std::vector<std::unique_ptr<detail::Resolver>> resolvers;
+  std::uint32_t active_requests = 0;  // attempts in flight
+  std::uint32_t active_retries = 0;   // of which retries
+  std::uint64_t next_endpoint_id = 1;
+  std::uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+  EndpointState* find(EndpointRef ref) const noexcept;
+  EndpointState* find_id(std::uint64_t id) const noexcept;
+};
+
+struct CompiledRoute {
+  const RouteOptions* options = nullptr;
+  Cluster* cluster = nullptr;    // null: the handler
+  std::vector<Filter*> filters;  // global, then the route's
+};
+
+// An IPv4 or IPv6 network (a trusted proxy).
+struct Cidr {
+  sockaddr_storage network{};
+  unsigned prefix = 0;
+};
+
+class ServerImpl {
+ public:
+  ServerImpl(uv_loop_t* loop, ServerOptions options);
+  ~ServerImpl();
+
+  Status compile();
+  Status compile_clusters();
+  Status start();
+  void start_clusters();
+  void stop(Duration drain, std::function<void()> on_stopped);
+  void stop_clusters();
+
+  // Connection bookkeeping.
+  void on_connection(int status);
+  void pause_accepting();
+  void resume_accepting();
+  void maybe_stopped();
+
+  TimePoint now() const noexcept { return TimePoint(std::chrono::milliseconds(uv_now(loop))); }
+
+  uv_loop_t* loop;
+  ServerOptions options;
+  Router router;
+  std::vector<CompiledRoute> routes;  // by RouteId
+  std::vector<std::unique_ptr<Cluster>> clusters;
+  std::vector<Cidr> trusted;
+  std::vector<Filter*> global_filters;
+  BufferPool pool;
+  uv_tcp_t listener{};
+  bool listener_open = false;
+  // A second descriptor of the listening socket. While accepting is paused
+  // (EMFILE) the listener handle is closed, and this keeps the socket, its
+  // port and its backlog; resuming opens a new handle on a dup of it.
+  int listen_fd_copy = -1;
+  uv_timer_t accept_timer{};  // retries accepting while paused
+  bool accept_timer_open = false;
+  bool stopping = false;
+  uv_timer_t drain_timer{};
+  bool drain_timer_open = false;
+  std::function<void()> on_stopped;
+  Link conns;                    // every downstream connection
+  std::size_t open_handles = 0;  // handles not yet closed (connections, checkers, resolvers)
+  std::uint16_t bound_port = 0;
+  ServerStats stats;
+  std::uint64_t next_request_id = 1;
+  std::vector<Exchange*> free_exchanges;
+
+  Exchange* take_exchange();
+  void give_back(Exchange* x);
+};
+
+// ------------------------------------------------------------- upstream side
+
+struct UpConn {
+  uv_tcp_t tcp{};
+  uv_timer_t timer{};
+  uv_connect_t connect_req{};
+  uv_write_t write_req{};
+  ServerImpl* server;
+  EndpointState* endpoint;
+  Link idle_link;
+  Conn* client = nullptr;
+  char* buf = nullptr;
+  std::size_t len = 0;
+  char* out = nullptr;  // the request head
+  std::size_t out_len = 0;
+  http::ResponseParser parser;
+  std::uint32_t requests = 0;
+  int handles = 0;
+  bool connected = false;
+  bool reading = false;
+  bool closing = false;
+  bool reused = false;  // this exchange runs on a pooled connection
+  bool writing = false;
+  bool response_bytes = false;  // any byte of a response arrived
+  bool request_sent = false;    // the whole request was written
+  bool head_done = false;       // the response head went to the client
+  std::size_t cursor = 0;       // bytes of buf already processed
+
+  UpConn(ServerImpl* s, EndpointState* ep) : server(s), endpoint(ep), parser(s->options.limits) {
+    idle_link.owner = this;
+  }
+};
+
+// ----------------------------------------------------------- downstream side
+
+enum class ConnState : std::uint8_t {
+  reading_head,
+  reading_body,  // request body: to the handler's buffer or to the upstream
+  waiting,       // request complete, response in progress
+  tunnel,        // after a 101: raw bytes both ways until either side closes
+  closing,
+};
+
+// Which phase the filter chain is in.
+enum class Phase : std::uint8_t {
+  none,
+  request_headers,
+  request_body,
+  response_headers,
+  response_body,
+  done,
+};
+
+enum class EditOp : std::uint8_t { set, add, remove };
+
+struct HeaderEdit {
+  EditOp op = EditOp::set;
+  std::string name, value;
+};
+
+// Header edits for one direction. Strings keep their capacity between
+// requests, so steady-state edits do not allocate.
+struct HeaderEdits {
+  std::vector<HeaderEdit> items;
+  std::size_t count = 0;
+  void clear() noexcept { count = 0; }
+  void add(EditOp op, std::string_view name, std::string_view value);
+  // Whether an original header of this name is replaced or removed.
+  bool drops(std::string_view name) const noexcept;
+  // The value after edits: `original` unless set/removed/added.
+  std::optional<std::string_view> lookup(std::string_view name,
+                                         std::optional<std::string_view> original) const noexcept;
+  void write(HeadWriter& w) const;
+};
+
+// What a connection needs only while it has a request in progress: taken
+// from a per-server pool when the first byte of a request arrives and given
+// back when the exchange ends, so an idle keep-alive connection is small.
+// Never freed before the server, which is what makes a ResumeHandle safe
+// after its request ended.
+struct Exchange {
+  uv_write_t write_req{};
+  http::RequestParser parser;
+  std::string handler_body;  // in-process handlers and buffered bodies get the whole body
+
+  // Pieces gathered for the next writev (to the upstream or the client).
+  uv_buf_t pieces[kMaxPieces * 3 + 2];
+  std::size_t piece_count = 0;
+  // Chunk-size lines, one array per direction: a request body and an early
+  // response may both be in flight.
+  char request_lines[kMaxPieces][24];
+  char response_lines[kMaxPieces][24];
+  char (*chunk_lines)[24] = request_lines;
+  std::size_t chunk_line_count = 0;
+  std::string request_overflow, response_overflow;
+  std::string* sink_overflow = &request_overflow;
+  bool sink_full = false;
+  bool sink_chunked = false;
+  bool sink_to_handler = false;
+  bool sink_to_response = false;  // a buffered response body
+
+  // ---- the filter chain
+  Conn* conn = nullptr;
+  std::uint64_t serial = 1;  // changes when the exchange is given back
+  RequestContext ctx;
+  std::string path;  // normalised request path; router params point into it
+  std::string_view query;
+  Match match;
+  std::span<Filter* const> chain;
+  std::vector<void*> slots;  // per-filter state
+  std::size_t filter = 0;    // the next filter of the phase (counting down in response phases)
+  std::size_t current = 0;   // the filter running, for its state slot
+  std::size_t entered = 0;   // filters whose on_request_headers ran
+  Phase phase = Phase::none;
+  bool paused = false;
+  bool buffer_request = false;
+  bool buffer_response = false;
+  bool body_replaced = false;
+  bool logged = false;
+  HeaderEdits request_edits, response_edits;
+  std::string upstream_path;  // set_upstream_path; empty: unchanged
+  // A local answer (filter, handler or proxy error).
+  int local_status = 0;
+  std::string local_body;
+  HeaderEdits local_headers;
+  std::string response_body;                          // a buffered upstream response body
+  const http::ResponseHead* upstream_head = nullptr;  // null: a local answer
+  std::string error_text;                             // the cause of a proxy error, for on_log
+  int response_status = 0;
+  RequestOutcomeInfo outcome;
+  TimePoint start{};
+  std::pmr::monotonic_buffer_resource arena;
+  alignas(std::max_align_t) char arena_block[1024];
+
+  // ---- the upstream attempt
+  EndpointState* endpoint = nullptr;
+  std::optional<BreakerPermit> permit;
+  TimePoint attempt_start{};
+  std::uint32_t attempts = 0;
+  const EndpointState* last_endpoint = nullptr;  // compared only: avoided by a retry
+  bool is_retry = false;
+  bool replayable = false;     // the request can be sent again
+  bool body_buffered = false;  // the whole request body is in handler_body
+
+  explicit Exchange(const http::Limits& limits)
+      : parser(limits), ctx(this), arena(arena_block, sizeof arena_block) {}
+};
+
+struct Conn final : http::BodySink, Reply {
+  uv_tcp_t tcp{};
+  uv_timer_t timer{};
+  ServerImpl* server;
+  Link link;
+  Exchange* x = nullptr;  // while a request is in progress
+  char* buf = nullptr;
+  std::size_t len = 0;     // bytes in buf
+  std::size_t cursor = 0;  // bytes of buf already processed
+  char* out = nullptr;     // response head (and small responses)
+  ConnState state = ConnState::reading_head;
+  int handles = 0;
+  bool reading = false;
+  bool writing = false;
+  bool keep_alive = true;
+  bool head_timer = false;  // the header timeout is running
+
+  // The request in progress.
+  const CompiledRoute* route = nullptr;
+  UpConn* up = nullptr;
+  std::uint64_t request_id = 0;
+  std::uint64_t body_seen = 0;
+  bool is_head_request = false;
+  bool request_done = false;  // the whole request reached the upstream (or the handler)
+  bool response_started = false;
+  bool response_done = false;
+  bool chunked_to_upstream = false;
+  bool chunked_to_client = false;
+  bool close_after_response = false;
+  std::size_t head_end = 0;  // where the head ends in buf
+  http::Framing request_framing = http::Framing::none;
+  char peer_ip[INET6_ADDRSTRLEN] = "";
+  std::string_view client_ip;  // peer_ip, or from X-Forwarded-For when the peer is trusted
+  std::string client_ip_storage;
+  bool peer_trusted = false;
+
+  explicit Conn(ServerImpl* s) : server(s) { link.owner = this; }
+
+  void on_body(std::string_view data) override;
+  void send(int status, std::span<const http::Header> headers, std::string_view body) override;
+};
+
+// ---- the filter chain (filter_chain.cpp)
+
+// Runs the request-header phase over the route's chain; then continues the
+// exchange (conn_after_request_filters) unless a filter paused or answered.
+void chain_start(Conn* c);
+// Runs the phase from x->filter on; what follows each phase is decided here.
+void chain_run(Conn* c);
+// Calls on_log of every filter (once per request).
+void chain_log(Conn* c);
+// Runs the response phases for a response whose head is known (upstream or
+// local); continues with conn_send_response_head when done.
+void chain_response(Conn* c);
+void chain_reset(Exchange* x);
+
+// ---- server.cpp entry points the chain continues with
+void conn_after_request_filters(Conn* c);
+void conn_after_request_body_filters(Conn* c);
+void conn_after_response_filters(Conn* c);
+void conn_respond_error(Conn* c, int status, std::string_view cause);
+void conn_abort(Conn* c);
+void up_close(UpConn* u);
+
+// ---- clusters (cluster.cpp)
+// Picks an endpoint whose breaker admits a request; null with a cause.
+EndpointState* cluster_pick(Cluster* cl, Conn* c, const EndpointState* avoid, const char** cause,
+                            int* status);
+Result<EndpointState*> cluster_add_endpoint(Cluster* cl, const sockaddr_storage& addr,
+                                            std::size_t source);
+void cluster_remove_endpoint(Cluster* cl, EndpointState* ep);
+// An attempt starts on `ep` (the request is about to be sent), and ends:
+// accounting for the balancer, the breaker and the retry budget. Ending an
+// attempt that is not running does nothing.
+void cluster_attempt_start(Conn* c, EndpointState* ep);
+void cluster_attempt_end(Conn* c, RequestOutcome outcome);
+bool cluster_retry_allowed(Cluster* cl) noexcept;
+Duration cluster_backoff(Cluster* cl, std::uint32_t retry) noexcept;
+void endpoint_release(EndpointState* ep) noexcept;
+
+bool is_idempotent(std::string_view method) noexcept;
+bool parse_cidr(std::string_view text, Cidr& out) noexcept;
+bool cidr_contains(const Cidr& net, const sockaddr_storage& addr) noexcept;
+
+}  // namespace portico::proxy
