@@ -335,6 +335,42 @@ void ServerImpl::stop_clusters() {
 
 // ------------------------------------------------------------- attempts
 
+namespace {
+
+// Takes a breaker permit for the attempt on `ep`, if it has a breaker.
+bool breaker_admits(Conn* c, EndpointState* ep, TimePoint now, const char** cause) {
+  if (!ep->breaker) return true;
+  BreakerPermit permit = ep->breaker->try_acquire(now);
+  if (!permit) {
+    // breaker.hpp: an open breaker is the upstream's fault, a full
+    // concurrency threshold is local overload; the answer says which.
+    *cause = permit.admission() == BreakerAdmission::rejected_max_in_flight
+                 ? "the endpoints' circuit breakers allow no more requests in flight"
+                 : "the endpoints' circuit breakers are open";
+    return false;
+  }
+  c->x->permit = permit;
+  return true;
+}
+
+// An endpoint the balancer would consider, other than `avoid`, whose
+// breaker admits; the scan starts at a random place so that such picks
+// spread over the others.
+EndpointState* pick_other(Cluster* cl, Conn* c, const EndpointState* avoid, TimePoint now,
+                          const char** cause) {
+  const std::size_t n = cl->endpoints.size();
+  const std::size_t first = static_cast<std::size_t>(next_random(cl->rng) % n);
+  for (std::size_t k = 0; k < n; ++k) {
+    EndpointState* ep = cl->endpoints[(first + k) % n].get();
+    if (ep == avoid || ep->removed) continue;
+    const auto st = cl->balancer->stats(ep->ref);
+    if (st && st->eligible && breaker_admits(c, ep, now, cause)) return ep;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 EndpointState* cluster_pick(Cluster* cl, Conn* c, const EndpointState* avoid, const char** cause,
                             int* status) {
   *status = 503;
@@ -346,32 +382,27 @@ EndpointState* cluster_pick(Cluster* cl, Conn* c, const EndpointState* avoid, co
   ctx.now = cl->server->now();
   if (cl->options.policy == BalancerPolicy::maglev) ctx.hash = hash_affinity_key(c->client_ip);
   *cause = "no healthy endpoint in the cluster";
-  // Maglev maps one key to one endpoint, so passing over an endpoint (the
-  // one a retry avoids, or one whose breaker refuses) takes another key on
-  // each try (the balancer mixes it again), and more tries to land elsewhere.
   const std::size_t size = cl->balancer->size();
-  const bool maglev = cl->options.policy == BalancerPolicy::maglev;
-  const std::size_t tries = maglev && size > 1 ? 16 : std::min<std::size_t>(size + 2, 16);
-  for (std::size_t i = 0; i < tries; ++i, ctx.hash += 0x9e3779b97f4a7c15ull) {
+  const std::size_t tries = std::min<std::size_t>(size + 2, 16);
+  EndpointState* avoided = nullptr;
+  for (std::size_t i = 0; i < tries; ++i) {
     Pick p = cl->balancer->pick(ctx);
     if (!p) return nullptr;
     EndpointState* ep = cl->find(p.endpoint);
     if (ep == nullptr) continue;
-    if (ep == avoid && size > 1 && i + 1 < tries) continue;
-    if (ep->breaker) {
-      BreakerPermit permit = ep->breaker->try_acquire(ctx.now);
-      if (!permit) {
-        // breaker.hpp: an open breaker is the upstream's fault, a full
-        // concurrency threshold is local overload; the answer says which.
-        *cause = permit.admission() == BreakerAdmission::rejected_max_in_flight
-                     ? "the endpoints' circuit breakers allow no more requests in flight"
-                     : "the endpoints' circuit breakers are open";
-        continue;
-      }
-      c->x->permit = permit;
+    if (ep == avoid && size > 1) {
+      avoided = ep;
+      continue;
     }
-    return ep;
+    if (breaker_admits(c, ep, ctx.now, cause)) return ep;
   }
+  if (size == 1) return nullptr;
+  // The policy kept choosing endpoints that had to be passed over: maglev
+  // maps a key to one endpoint, and peak_ewma keeps preferring an endpoint
+  // whose failures leave its latency estimate low. Any other will do, and
+  // a retry goes back to the endpoint it avoids only when there is none.
+  if (EndpointState* ep = pick_other(cl, c, avoid, ctx.now, cause)) return ep;
+  if (avoided != nullptr && breaker_admits(c, avoided, ctx.now, cause)) return avoided;
   return nullptr;
 }
 

@@ -358,6 +358,20 @@ void conn_write_local(Conn* c) {
   conn_write(c, bufs, c->is_head_request || x->local_body.empty() ? 1 : 2);
 }
 
+// libuv copies a list of more than four buffers into memory it allocates
+// for each write. Such lists come from bodies of many small chunks: their
+// pieces are copied into one reused buffer instead (at most a read
+// buffer's worth), so that no write allocates.
+std::size_t gather(uv_buf_t* pieces, std::size_t n, std::string& into) {
+  constexpr std::size_t kInlineBufs = 4;
+  if (n <= kInlineBufs) return n;
+  into.clear();
+  for (std::size_t i = 0; i < n; ++i)
+    into.append(pieces[i].base, pieces[i].len);
+  pieces[0] = uv_buf_init(into.data(), static_cast<unsigned>(into.size()));
+  return 1;
+}
+
 // Appends one body piece to the gather list, framed as a chunk when the
 // body is being re-framed.
 void conn_add_piece(Conn* c, char* data, std::size_t size) {
@@ -517,6 +531,7 @@ void conn_forward_body(Conn* c, std::size_t head_pieces) {
   // completes: reading goes on into the free space after them (and stops,
   // for back-pressure, only when the buffer is full).
   u->writing = true;
+  x->piece_count = gather(x->pieces, x->piece_count, x->request_gather);
   if (uv_write(&u->write_req, reinterpret_cast<uv_stream_t*>(&u->tcp), x->pieces,
                static_cast<unsigned>(x->piece_count), on_up_write) != 0) {
     u->writing = false;
@@ -1394,6 +1409,7 @@ void up_stream_body(UpConn* u) {
   // The pieces stay in place in u->buf until the client has them; reading
   // goes on into the space after them.
   if (c->response_done) uv_timer_stop(&u->timer);
+  x->piece_count = gather(x->pieces, x->piece_count, x->response_gather);
   conn_write(c, x->pieces, x->piece_count);
 }
 

@@ -223,6 +223,7 @@ struct Exchange {
   char (*chunk_lines)[24] = request_lines;
   std::size_t chunk_line_count = 0;
   std::string request_overflow, response_overflow;
+  std::string request_gather, response_gather;  // see gather() in server.cpp
   std::string* sink_overflow = &request_overflow;
   bool sink_full = false;
   bool sink_chunked = false;
