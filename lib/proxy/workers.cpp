@@ -166,8 +166,11 @@ void Workers::stop(Duration drain) {
 }
 
 ServerStats Workers::stats() const {
-  std::lock_guard<std::mutex> lock(impl_->mutex);
   ServerStats sum;
+  // A running worker means the sum is not ready; waiting for the lock here
+  // could wait for a stop() that is joining this very thread.
+  if (impl_->on_worker_thread()) return sum;
+  std::lock_guard<std::mutex> lock(impl_->mutex);
   if (!impl_->stopped) return sum;
   for (const auto& w : impl_->workers) {
     const ServerStats& s = w->server->stats();

@@ -101,9 +101,29 @@ inline std::string roundtrip(std::uint16_t port, std::string_view request, int r
 // requests (head + Content-Length body) and answers each with `respond`.
 class Upstream {
  public:
+  // The bytes to send; an empty string hangs up instead.
   using Responder = std::function<std::string(const std::string& request)>;
 
-  explicit Upstream(Responder respond) : respond_(std::move(respond)) {
+  // What to do with a request when a plain Responder cannot say it: send
+  // `bytes` (a response, part of one, or nothing), then go on with the
+  // connection, hang up, or stall: read and discard whatever arrives,
+  // answering nothing more, until the peer closes or the upstream stops.
+  struct Answer {
+    enum class Then { keep_going, hang_up, stall };
+    std::string bytes;
+    Then then = Then::keep_going;
+  };
+  using Script = std::function<Answer(const std::string& request)>;
+
+  explicit Upstream(Responder respond)
+      : Upstream(Script([respond = std::move(respond)](const std::string& request) {
+          std::string bytes = respond(request);
+          const Answer::Then then =
+              bytes.empty() ? Answer::Then::hang_up : Answer::Then::keep_going;
+          return Answer{std::move(bytes), then};
+        })) {}
+
+  explicit Upstream(Script script) : script_(std::move(script)) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -184,14 +204,24 @@ class Upstream {
         std::lock_guard<std::mutex> lock(mu_);
         requests_.push_back(request);
       }
-      std::string response = respond_(request);
-      if (response.empty()) return close_fd(c);  // scripted: hang up
-      if (!send_all(c, response)) return close_fd(c);
+      const Answer answer = script_(request);
+      if (!answer.bytes.empty() && !send_all(c, answer.bytes)) return close_fd(c);
+      if (answer.then == Answer::Then::hang_up) return close_fd(c);
+      if (answer.then == Answer::Then::stall) return stall(c);
       if (lower.find("connection: close") != std::string::npos) return close_fd(c);
     }
   }
 
   void close_fd(int c) { ::close(c); }
+
+  void stall(int c) {
+    char tmp[4096];
+    while (!stop_) {
+      pollfd p{c, POLLIN, 0};
+      if (::poll(&p, 1, 20) > 0 && ::recv(c, tmp, sizeof tmp, 0) <= 0) break;
+    }
+    close_fd(c);
+  }
 
   // Waits up to 5 s for bytes, giving up early when the upstream stops.
   bool wait_readable(int c) {
@@ -202,7 +232,7 @@ class Upstream {
     return false;
   }
 
-  Responder respond_;
+  Script script_;
   int fd_ = -1;
   std::uint16_t port_ = 0;
   std::atomic<bool> stop_{false};

@@ -201,6 +201,32 @@ TEST_CASE("Workers::start returns configuration and bind errors as values") {
   }
 }
 
+TEST_CASE("stop() and stats() from a handler, on a worker's thread, return at once") {
+  std::atomic<proxy::Workers*> self{nullptr};
+  proxy::ServerOptions o;
+  proxy::RouteOptions r;
+  r.name = "stop";
+  r.path = "/stop";
+  r.target =
+      proxy::Handler([&self](const http::RequestHead&, std::string_view, proxy::Reply& reply) {
+        proxy::Workers* w = self.load();
+        w->stop(0s);  // would wait for this thread: does nothing
+        reply.send(200, {}, std::to_string(w->stats().requests));
+      });
+  o.routes.push_back(r);
+  auto started = proxy::Workers::start(o, 2);
+  REQUIRE_MESSAGE(started, (started ? "" : started.error().message));
+  self = started->get();
+
+  const std::string resp =
+      roundtrip((*started)->port(), "GET /stop HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  CHECK(status_of(resp) == 200);
+  CHECK(body_of(resp) == "0");                                      // not summed while running
+  CHECK(status_of(roundtrip((*started)->port(), kGetWho)) == 404);  // still serving
+  (*started)->stop(1s);
+  CHECK((*started)->stats().requests == 2);
+}
+
 TEST_CASE("threads 0 starts one worker per core; the destructor stops them") {
   auto started = proxy::Workers::start(who_options(), 0);
   REQUIRE_MESSAGE(started, (started ? "" : started.error().message));
