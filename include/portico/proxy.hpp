@@ -97,8 +97,10 @@ struct RetryOptions {
   // retries cannot multiply the load on a cluster in an outage.
   double budget_percent = 20.0;
   std::uint32_t budget_min_concurrent = 3;
-  // A request body is kept for a retry up to this many bytes; a request with
-  // a larger body (or a chunked one that grows past it) is not retried.
+  // A request body with a Content-Length up to this many bytes is read whole
+  // before the first attempt and kept for retries. Larger bodies and chunked
+  // ones stream, and are retried only after a failed connect (when none of
+  // the body was consumed).
   std::size_t replay_buffer_bytes = 64 * 1024;
 };
 

@@ -347,6 +347,11 @@ bool breaker_admits(Conn* c, EndpointState* ep, TimePoint now, const char** caus
     *cause = permit.admission() == BreakerAdmission::rejected_max_in_flight
                  ? "the endpoints' circuit breakers allow no more requests in flight"
                  : "the endpoints' circuit breakers are open";
+    // Retry-After: the soonest any rejecting breaker lets a probe through.
+    const Duration wait = ep->breaker->retry_after(now);
+    if (wait > Duration::zero() &&
+        (c->x->retry_after == Duration::zero() || wait < c->x->retry_after))
+      c->x->retry_after = wait;
     return false;
   }
   c->x->permit = permit;

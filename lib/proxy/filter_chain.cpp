@@ -174,6 +174,7 @@ void chain_reset(Exchange* x) {
   x->attempts = 0;
   x->is_retry = false;
   x->replayable = false;
+  x->retry_after = Duration::zero();
 }
 
 void chain_start(Conn* c) {

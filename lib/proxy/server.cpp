@@ -306,6 +306,13 @@ void conn_respond_error(Conn* c, int status, std::string_view cause) {
   x->local_body.assign(body, static_cast<std::size_t>(body_len));
   x->local_headers.clear();
   x->local_headers.add(EditOp::set, "content-type", "text/plain");
+  if (status == 503 && x->retry_after > Duration::zero()) {
+    // Whole seconds, rounded up (RFC 9110 section 10.2.3).
+    const auto secs = std::chrono::ceil<std::chrono::seconds>(x->retry_after).count();
+    char v[24];
+    std::snprintf(v, sizeof v, "%lld", static_cast<long long>(secs));
+    x->local_headers.add(EditOp::set, "retry-after", v);
+  }
   x->buffer_response = false;
   conn_respond_local(c);
 }
@@ -878,7 +885,8 @@ void up_fail(UpConn* u, int status, std::string_view cause) {
   const bool stale = u->reused && !u->response_bytes && !u->request_sent;
   if (stale && (x->replayable || c->request_framing == http::Framing::none) &&
       c->state != ConnState::closing && !c->response_started) {
-    cluster_attempt_end(c, RequestOutcome::cancelled);
+    // The attempt goes on (same endpoint, same breaker permit) on a new
+    // connection: it is not a retry.
     up_start_exchange(c, u->endpoint, false, Duration::zero());
     return;
   }
@@ -1014,8 +1022,9 @@ void up_send_request(UpConn* u) {
   ++u->requests;
   u->response_bytes = false;
   u->request_sent = false;
-  uv_timer_start(&u->timer, on_up_timeout, to_ms(u->endpoint->cluster->options.response_timeout),
-                 0);
+  // The response timeout starts once the last request byte is written (see
+  // on_up_write); an upload's own pace is bounded by request_timeout.
+  uv_timer_stop(&u->timer);
   up_read_start(u);
   // The head, then whatever body bytes are already buffered, in one writev.
   x->pieces[0] = uv_buf_init(u->out, static_cast<unsigned>(u->out_len));
@@ -1052,7 +1061,13 @@ void on_up_write(uv_write_t* req, int status) {
     tunnel_to_upstream(c);
     return;
   }
-  if (c != nullptr && c->request_done) u->request_sent = true;
+  if (c != nullptr && c->request_done && !u->request_sent) {
+    u->request_sent = true;
+    if (!u->response_bytes) {
+      uv_timer_start(&u->timer, on_up_timeout,
+                     to_ms(u->endpoint->cluster->options.response_timeout), 0);
+    }
+  }
   if (c == nullptr || c->state != ConnState::reading_body) return;
   conn_compact(c);  // the written pieces are no longer referenced
   if (c->buf != nullptr && c->len > c->cursor) {
@@ -1084,7 +1099,7 @@ void up_start_exchange(Conn* c, EndpointState* ep, bool allow_pooled, Duration d
     ++s->stats.upstream_connections_opened;
     uv_tcp_nodelay(&u->tcp, 1);
   }
-  cluster_attempt_start(c, ep);
+  if (c->x->endpoint != ep) cluster_attempt_start(c, ep);
   u->client = c;
   c->up = u;
   u->head_done = false;
@@ -1340,6 +1355,10 @@ void up_process(UpConn* u) {
     u->cursor = 0;
   }
   up_read_start(u);  // after a full buffer stopped it
+  if (u->head_done && !c->response_done) {
+    uv_timer_start(&u->timer, on_up_timeout,
+                   to_ms(u->endpoint->cluster->options.idle_between_bytes_timeout), 0);
+  }
   c->x->piece_count = 0;
   if (!u->head_done) {
     up_read_head(u, c);
@@ -1408,7 +1427,9 @@ void up_stream_body(UpConn* u) {
   }
   // The pieces stay in place in u->buf until the client has them; reading
   // goes on into the space after them.
-  if (c->response_done) uv_timer_stop(&u->timer);
+  // Waiting for a slow client is not the upstream's silence: the timer
+  // starts again when reading resumes (up_process).
+  uv_timer_stop(&u->timer);
   x->piece_count = gather(x->pieces, x->piece_count, x->response_gather);
   conn_write(c, x->pieces, x->piece_count);
 }
@@ -1635,8 +1656,11 @@ Status ServerImpl::start() {
     rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener), options.backlog,
                    on_listener_connection);
   if (rc != 0) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&listener),
-             [](uv_handle_t* h) { static_cast<ServerImpl*>(h->data)->listener_open = false; });
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener), [](uv_handle_t* h) {
+      auto* self = static_cast<ServerImpl*>(h->data);
+      self->listener_open = false;
+      self->maybe_stopped();  // stop() may have been called since
+    });
     return make_error(ErrorKind::invalid_argument, cannot_listen + uv_strerror(rc));
   }
   uv_os_fd_t fd = -1;
@@ -1746,7 +1770,9 @@ void ServerImpl::stop(Duration drain, std::function<void()> done) {
       self->maybe_stopped();
     });
   }
-  if (listener_open) {
+  // A listener already closing (a failed start, accepting paused) finishes
+  // closing on its own.
+  if (listener_open && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&listener))) {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener), [](uv_handle_t* h) {
       auto* self = static_cast<ServerImpl*>(h->data);
       self->listener_open = false;

@@ -269,6 +269,7 @@ struct Exchange {
   TimePoint attempt_start{};
   std::uint32_t attempts = 0;
   const EndpointState* last_endpoint = nullptr;  // compared only: avoided by a retry
+  Duration retry_after{};                        // from open breakers, for a 503's Retry-After
   bool is_retry = false;
   bool replayable = false;     // the request can be sent again
   bool body_buffered = false;  // the whole request body is in handler_body

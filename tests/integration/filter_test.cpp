@@ -66,6 +66,15 @@ TEST_CASE("filters: global then route filters; response phases in reverse; on_lo
   // The innermost filter's response phase runs first.
   const std::string head = header_block(r);
   CHECK(head.find("x-seen-by: r2\r\nx-seen-by: r1\r\nx-seen-by: g\r\n") != std::string::npos);
+  // on_log runs once the last byte is written, which may be just after the
+  // client has read it.
+  for (int i = 0; i < 200; ++i) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (journal.size() >= 9) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   {
     std::lock_guard<std::mutex> lock(mu);
     const std::vector<std::string> expected = {"g:req",    "r1:req",    "r2:req",
