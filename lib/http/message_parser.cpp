@@ -107,6 +107,7 @@ void MessageParser::reset() noexcept {
   error_ = {};
   head_size_ = 0;
   body_ = {};
+  body_left_ = 0;
   head_accepted_ = false;
   message_complete_ = false;
   sink_ = nullptr;
@@ -289,6 +290,7 @@ int MessageParser::on_headers_complete() noexcept {
   const std::optional<BodyShape> shape = finish_head();
   if (!shape) return kCallbackError;
   body_ = *shape;
+  body_left_ = body_.framing == http::Framing::content_length ? body_.content_length : 0;
   head_accepted_ = true;
   const bool no_body =
       body_.framing == http::Framing::none ||
@@ -366,6 +368,7 @@ http::BodyProgress MessageParser::parse_body(std::string_view data, http::BodySi
     case Phase::body:
       break;
   }
+  if (body_.framing == http::Framing::content_length) return take_counted_body(data, sink);
   const char* bytes = bytes_of(data);
   llhttp_resume(&llhttp_);
   sink_ = &sink;
@@ -398,6 +401,17 @@ http::BodyProgress MessageParser::parse_body(std::string_view data, http::BodySi
   }
   remember_tail(data);
   return {http::ParseState::incomplete, data.size()};
+}
+
+// A Content-Length body has no framing to check: its bytes are counted
+// rather than run through llhttp a second time.
+http::BodyProgress MessageParser::take_counted_body(std::string_view data, http::BodySink& sink) {
+  const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(body_left_, data.size()));
+  if (take > 0) sink.on_body(data.substr(0, take));
+  body_left_ -= take;
+  if (body_left_ > 0) return {http::ParseState::incomplete, take};
+  phase_ = Phase::done;
+  return {http::ParseState::complete, take};
 }
 
 http::ParseState MessageParser::finish_at_eof() noexcept {

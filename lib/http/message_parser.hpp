@@ -74,6 +74,7 @@ class MessageParser {
   std::size_t next_slice(std::size_t remaining) const noexcept;
   bool ends_with_blank_line(std::string_view consumed) const noexcept;
   void remember_tail(std::string_view consumed) noexcept;
+  http::BodyProgress take_counted_body(std::string_view data, http::BodySink& sink);
 
   // Callback bodies.
   int on_span(std::string_view& into, const char* at, std::size_t length) noexcept;
@@ -102,6 +103,7 @@ class MessageParser {
   http::ParseError error_;
   std::size_t head_size_ = 0;
   BodyShape body_;
+  std::uint64_t body_left_ = 0;  // of a Content-Length body
   bool head_accepted_ = false;
   bool message_complete_ = false;
 

@@ -249,10 +249,61 @@ void conn_compact(Conn* c) {
 
 void on_conn_write(uv_write_t* req, int status);
 
+void run_done_writes(ServerImpl* s) {
+  while (!s->done_writes.empty()) {
+    s->running_writes.swap(s->done_writes);
+    for (const ServerImpl::DoneWrite& d : s->running_writes)
+      d.cb(d.req, d.status);
+    s->running_writes.clear();
+  }
+  uv_idle_stop(&s->write_idle);
+}
+
+void queue_done_write(ServerImpl* s, uv_write_t* req, uv_stream_t* stream, uv_write_cb cb,
+                      int status) {
+  req->handle = stream;
+  s->done_writes.push_back({req, cb, status});
+  if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&s->write_idle))) {
+    uv_idle_start(&s->write_idle,
+                  [](uv_idle_t* idle) { run_done_writes(static_cast<ServerImpl*>(idle->data)); });
+  }
+}
+
+// Writes with uv_try_write first. A write libuv queues and then completes
+// costs an epoll_ctl when its queue drains (libuv re-arms the watcher even
+// though only POLLOUT, never set, is dropped): one syscall per write, two
+// per proxied request. What the socket does not take now goes through
+// uv_write. Either way the callback runs later in the same loop iteration
+// (the check phase after poll, or the idle phase for a write made by a
+// timer), never from inside this call.
+int stream_write(ServerImpl* s, uv_write_t* req, uv_stream_t* stream, const uv_buf_t* bufs,
+                 std::size_t n, uv_write_cb cb) {
+  const int wrote = uv_try_write(stream, bufs, static_cast<unsigned>(n));
+  if (wrote < 0 && wrote != UV_EAGAIN) {
+    queue_done_write(s, req, stream, cb, wrote);
+    return 0;
+  }
+  std::size_t skip = wrote < 0 ? 0 : static_cast<std::size_t>(wrote);
+  std::size_t first = 0;
+  while (first < n && skip >= bufs[first].len) {
+    skip -= bufs[first].len;
+    ++first;
+  }
+  if (first == n) {
+    queue_done_write(s, req, stream, cb, 0);
+    return 0;
+  }
+  uv_buf_t rest[kMaxPieces * 3 + 2];
+  std::copy(bufs + first, bufs + n, rest);
+  rest[0].base += skip;
+  rest[0].len -= skip;
+  return uv_write(req, stream, rest, static_cast<unsigned>(n - first), cb);
+}
+
 void conn_write(Conn* c, const uv_buf_t* bufs, std::size_t n) {
   c->writing = true;
-  if (uv_write(&c->x->write_req, reinterpret_cast<uv_stream_t*>(&c->tcp), bufs,
-               static_cast<unsigned>(n), on_conn_write) != 0) {
+  if (stream_write(c->server, &c->x->write_req, reinterpret_cast<uv_stream_t*>(&c->tcp), bufs, n,
+                   on_conn_write) != 0) {
     c->writing = false;
     conn_close(c);
   }
@@ -539,8 +590,8 @@ void conn_forward_body(Conn* c, std::size_t head_pieces) {
   // for back-pressure, only when the buffer is full).
   u->writing = true;
   x->piece_count = gather(x->pieces, x->piece_count, x->request_gather);
-  if (uv_write(&u->write_req, reinterpret_cast<uv_stream_t*>(&u->tcp), x->pieces,
-               static_cast<unsigned>(x->piece_count), on_up_write) != 0) {
+  if (stream_write(u->server, &u->write_req, reinterpret_cast<uv_stream_t*>(&u->tcp), x->pieces,
+                   x->piece_count, on_up_write) != 0) {
     u->writing = false;
     up_fail(u, 502, "the upstream connection failed while sending the request");
   }
@@ -1039,8 +1090,8 @@ void up_send_request(UpConn* u) {
   }
   c->state = ConnState::waiting;
   u->writing = true;
-  if (uv_write(&u->write_req, reinterpret_cast<uv_stream_t*>(&u->tcp), x->pieces,
-               static_cast<unsigned>(n), on_up_write) != 0) {
+  if (stream_write(u->server, &u->write_req, reinterpret_cast<uv_stream_t*>(&u->tcp), x->pieces, n,
+                   on_up_write) != 0) {
     u->writing = false;
     up_fail(u, 502, "the upstream connection failed while sending the request");
   }
@@ -1199,7 +1250,8 @@ void tunnel_to_upstream(Conn* c) {
   uv_buf_t b = uv_buf_init(c->buf + c->cursor, static_cast<unsigned>(c->len - c->cursor));
   c->cursor = c->len;
   u->writing = true;
-  if (uv_write(&u->write_req, reinterpret_cast<uv_stream_t*>(&u->tcp), &b, 1, on_up_write) != 0) {
+  if (stream_write(u->server, &u->write_req, reinterpret_cast<uv_stream_t*>(&u->tcp), &b, 1,
+                   on_up_write) != 0) {
     u->writing = false;
     conn_close(c);
   }
@@ -1823,6 +1875,26 @@ void ServerImpl::maybe_stopped() {
       cb();
     }
   });
+  // Closed after the drain timer: libuv finishes closes last in, first out,
+  // so these are done with before on_stopped may free the server.
+  if (write_queue_open) {
+    write_queue_open = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&write_check), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&write_idle), nullptr);
+  }
+}
+
+void ServerImpl::start_write_queue() {
+  uv_check_init(loop, &write_check);
+  uv_idle_init(loop, &write_idle);
+  write_check.data = write_idle.data = this;
+  write_queue_open = true;
+  uv_check_start(&write_check,
+                 [](uv_check_t* check) { run_done_writes(static_cast<ServerImpl*>(check->data)); });
+  // Neither keeps the loop alive: the writes they complete belong to
+  // connections, which do.
+  uv_unref(reinterpret_cast<uv_handle_t*>(&write_check));
+  uv_unref(reinterpret_cast<uv_handle_t*>(&write_idle));
 }
 
 Exchange* ServerImpl::take_exchange() {
@@ -1855,7 +1927,10 @@ Result<std::unique_ptr<Server>> Server::create(uv_loop_t* loop, ServerOptions op
 
 Status Server::start() {
   auto st = impl_->start();
-  if (st) impl_->start_clusters();
+  if (st) {
+    impl_->start_write_queue();
+    impl_->start_clusters();
+  }
   return st;
 }
 std::uint16_t Server::port() const noexcept {

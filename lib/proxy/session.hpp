@@ -124,6 +124,19 @@ class ServerImpl {
   std::uint64_t next_request_id = 1;
   std::vector<Exchange*> free_exchanges;
 
+  // Writes the socket took whole at once, whose callbacks are still to run
+  // (see stream_write in server.cpp).
+  struct DoneWrite {
+    uv_write_t* req;
+    uv_write_cb cb;
+    int status;
+  };
+  std::vector<DoneWrite> done_writes, running_writes;
+  uv_check_t write_check{};
+  uv_idle_t write_idle{};
+  bool write_queue_open = false;
+  void start_write_queue();
+
   Exchange* take_exchange();
   void give_back(Exchange* x);
 };
