@@ -385,7 +385,7 @@ EndpointState* cluster_pick(Cluster* cl, Conn* c, const EndpointState* avoid, co
   }
   PickContext ctx;
   ctx.now = cl->server->now();
-  if (cl->options.policy == BalancerPolicy::maglev) ctx.hash = hash_affinity_key(c->client_ip);
+  if (cl->options.policy == BalancerPolicy::maglev) ctx.hash = hash_affinity_key(c->x->client_ip);
   *cause = "no healthy endpoint in the cluster";
   const std::size_t size = cl->balancer->size();
   const std::size_t tries = std::min<std::size_t>(size + 2, 16);

@@ -276,7 +276,7 @@ std::string_view RequestContext::query() const noexcept {
   return x_->query;
 }
 std::string_view RequestContext::client_address() const noexcept {
-  return x_->conn->client_ip;
+  return x_->client_ip;
 }
 std::uint64_t RequestContext::request_id() const noexcept {
   return x_->conn->request_id;

@@ -5,6 +5,7 @@
 #include <uv.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <string_view>
 #include <vector>
@@ -56,6 +57,73 @@ struct Link {
     item.next = this;
     prev->next = &item;
     prev = &item;
+  }
+};
+
+// Deadlines kept in lists ordered by due time, one uv_timer per list
+// waiting for the earliest. Timeouts of one fixed duration expire in the
+// order they were armed, so arming appends and disarming unlinks, both
+// O(1); a uv_timer per connection would cost heap operations on every
+// re-arm, several times per request. A list of varying durations (retry
+// backoff) inserts in order instead.
+struct TimeoutList;
+
+struct Deadline {
+  Link link;
+  std::uint64_t due = 0;
+  void* owner = nullptr;  // handed to the list's expire function
+  Deadline() { link.owner = this; }
+  bool armed() const noexcept { return link.linked(); }
+  void disarm() noexcept { link.unlink(); }
+};
+
+struct TimeoutList {
+  uv_timer_t timer{};
+  Link armed;
+  std::uint64_t ms = 1;  // the duration of arm()
+  void (*expire)(void* owner) = nullptr;
+  bool open = false;
+
+  void start(uv_loop_t* loop, std::uint64_t duration_ms, void (*on_expire)(void*)) {
+    uv_timer_init(loop, &timer);
+    timer.data = this;
+    ms = duration_ms;
+    expire = on_expire;
+    open = true;
+  }
+  // Closes the timer; the list must outlive the close (callback-free).
+  void close() {
+    if (!open) return;
+    open = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer), nullptr);
+  }
+  void arm(Deadline& d) { arm_in(d, ms); }
+  void arm_in(Deadline& d, std::uint64_t in_ms) {
+    d.link.unlink();
+    d.due = uv_now(timer.loop) + in_ms;
+    Link* after = armed.prev;  // the latest due first: most arms go last
+    while (after != &armed && static_cast<Deadline*>(after->owner)->due > d.due)
+      after = after->prev;
+    d.link.prev = after;
+    d.link.next = after->next;
+    after->next->prev = &d.link;
+    after->next = &d.link;
+    if (armed.next == &d.link) uv_timer_start(&timer, on_timer, in_ms, 0);
+  }
+
+ private:
+  static void on_timer(uv_timer_t* t) {
+    auto* list = static_cast<TimeoutList*>(t->data);
+    const std::uint64_t now = uv_now(t->loop);
+    while (list->armed.linked()) {
+      auto* d = static_cast<Deadline*>(list->armed.next->owner);
+      if (d->due > now) {
+        uv_timer_start(t, on_timer, d->due - now, 0);
+        return;
+      }
+      d->link.unlink();
+      list->expire(d->owner);
+    }
   }
 };
 

@@ -191,27 +191,20 @@ void conn_close(Conn* c) {
     chain_log(c);
   }
   c->link.unlink();
-  uv_timer_stop(&c->timer);
-  uv_close(reinterpret_cast<uv_handle_t*>(&c->timer), on_conn_handle_closed);
+  c->deadline.disarm();
   uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), on_conn_handle_closed);
 }
 
-void conn_timer_start(Conn* c, Duration d, uv_timer_cb cb) {
-  uv_timer_start(&c->timer, cb, to_ms(d), 0);
+void on_conn_idle_timeout(void* owner) {
+  conn_close(static_cast<Conn*>(owner));
 }
 
-void on_conn_idle_timeout(uv_timer_t* t) {
-  conn_close(owner_of<Conn>(reinterpret_cast<uv_handle_t*>(t)));
+void on_conn_header_timeout(void* owner) {
+  conn_respond_error(static_cast<Conn*>(owner), 408, "the request head did not arrive in time");
 }
 
-void on_conn_header_timeout(uv_timer_t* t) {
-  Conn* c = owner_of<Conn>(reinterpret_cast<uv_handle_t*>(t));
-  conn_respond_error(c, 408, "the request head did not arrive in time");
-}
-
-void on_conn_request_timeout(uv_timer_t* t) {
-  Conn* c = owner_of<Conn>(reinterpret_cast<uv_handle_t*>(t));
-  conn_respond_error(c, 504, "the request did not complete in time");
+void on_conn_request_timeout(void* owner) {
+  conn_respond_error(static_cast<Conn*>(owner), 504, "the request did not complete in time");
 }
 
 void on_conn_read(uv_stream_t* s, ssize_t nread, const uv_buf_t*);
@@ -345,7 +338,7 @@ void conn_respond_error(Conn* c, int status, std::string_view cause) {
   Exchange* x = conn_exchange(c);
   conn_abort(c);
   conn_read_stop(c);
-  uv_timer_stop(&c->timer);
+  c->deadline.disarm();
   c->close_after_response = true;  // the request's remaining bytes are unknown
   x->paused = false;
   x->error_text.assign(cause.substr(0, 400));
@@ -601,7 +594,7 @@ void conn_forward_body(Conn* c, std::size_t head_pieces) {
 // proxy, in which case X-Forwarded-For is read from the right, skipping
 // trusted hops, and the first untrusted address is the client.
 void conn_find_client_ip(Conn* c, const http::RequestHead& head) {
-  c->client_ip = c->peer_ip;
+  c->x->client_ip = c->peer_ip;
   if (!c->peer_trusted) return;
   std::string_view xff = head.header("x-forwarded-for");
   while (!xff.empty()) {
@@ -613,12 +606,13 @@ void conn_find_client_ip(Conn* c, const http::RequestHead& head) {
     while (!hop.empty() && (hop.back() == ' ' || hop.back() == '\t'))
       hop.remove_suffix(1);
     sockaddr_storage addr{};
-    c->client_ip_storage.assign(hop);
-    if (hop.empty() ||
-        (uv_ip4_addr(c->client_ip_storage.c_str(), 0, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
-         uv_ip6_addr(c->client_ip_storage.c_str(), 0, reinterpret_cast<sockaddr_in6*>(&addr)) != 0))
+    c->x->client_ip_storage.assign(hop);
+    if (hop.empty() || (uv_ip4_addr(c->x->client_ip_storage.c_str(), 0,
+                                    reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
+                        uv_ip6_addr(c->x->client_ip_storage.c_str(), 0,
+                                    reinterpret_cast<sockaddr_in6*>(&addr)) != 0))
       return;  // not an address: believe nothing further left
-    c->client_ip = c->client_ip_storage;
+    c->x->client_ip = c->x->client_ip_storage;
     bool trusted = false;
     for (const Cidr& net : c->server->trusted) {
       if (cidr_contains(net, addr)) {
@@ -652,8 +646,7 @@ void conn_start_request(Conn* c) {
   c->head_end = c->cursor;
   c->request_framing = head.framing;
   c->chunked_to_upstream = head.framing == http::Framing::chunked;
-  if (s->options.request_timeout > Duration::zero())
-    conn_timer_start(c, s->options.request_timeout, on_conn_request_timeout);
+  if (s->request_timeouts.open) s->request_timeouts.arm(c->deadline);
 
   std::string_view path = head.path;
   x->query = {};
@@ -743,15 +736,14 @@ void conn_process(Conn* c) {
   while (c->state == ConnState::reading_head) {
     if (c->buf == nullptr || c->len == c->cursor) {
       conn_compact(c);
-      if (!c->head_timer)
-        conn_timer_start(c, c->server->options.idle_timeout, on_conn_idle_timeout);
+      if (!c->head_timer) c->server->idle_timeouts.arm(c->deadline);
       conn_read_start(c);
       return;
     }
     Exchange* x = conn_exchange(c);
     if (!c->head_timer) {
       c->head_timer = true;
-      conn_timer_start(c, c->server->options.header_timeout, on_conn_header_timeout);
+      c->server->header_timeouts.arm(c->deadline);
     }
     http::ParseState st = x->parser.parse_head({c->buf + c->cursor, c->len - c->cursor});
     if (st == http::ParseState::incomplete) {
@@ -763,7 +755,7 @@ void conn_process(Conn* c) {
       conn_respond_error(c, x->parser.error().status, x->parser.error().reason);
       return;
     }
-    uv_timer_stop(&c->timer);
+    c->deadline.disarm();
     c->head_timer = false;
     conn_start_request(c);
   }
@@ -806,7 +798,7 @@ void conn_finish_exchange(Conn* c) {
   chain_log(c);
   c->route = nullptr;
   c->state = ConnState::reading_head;
-  uv_timer_stop(&c->timer);  // the request timeout
+  c->deadline.disarm();  // the request timeout
   c->server->give_back(c->x);
   c->x = nullptr;
   if (c->out != nullptr) {
@@ -860,8 +852,7 @@ void up_close(UpConn* u) {
     u->idle_link.unlink();
     --u->endpoint->idle_count;
   }
-  uv_timer_stop(&u->timer);
-  uv_close(reinterpret_cast<uv_handle_t*>(&u->timer), on_up_handle_closed);
+  u->deadline.disarm();
   uv_close(reinterpret_cast<uv_handle_t*>(&u->tcp), on_up_handle_closed);
 }
 
@@ -880,8 +871,8 @@ void up_read_stop(UpConn* u) {
   }
 }
 
-void on_up_timeout(uv_timer_t* t) {
-  UpConn* u = owner_of<UpConn>(reinterpret_cast<uv_handle_t*>(t));
+void on_up_timeout(void* owner) {
+  UpConn* u = static_cast<UpConn*>(owner);
   if (u->client == nullptr) {
     up_close(u);  // idle in the pool too long
     return;
@@ -973,7 +964,7 @@ void up_release(UpConn* u) {
   u->cursor = 0;
   ep->idle.push_back(u->idle_link);
   ++ep->idle_count;
-  uv_timer_start(&u->timer, on_up_timeout, to_ms(o.idle_timeout), 0);
+  ep->cluster->pool_timeouts.arm(u->deadline);
   up_read_start(u);  // an idle connection that speaks or closes is dropped
 }
 
@@ -994,15 +985,15 @@ void on_up_connect(uv_connect_t* req, int status) {
 
 void up_connect(UpConn* u) {
   EndpointState* ep = u->endpoint;
-  uv_timer_start(&u->timer, on_up_timeout, to_ms(ep->cluster->options.connect_timeout), 0);
+  ep->cluster->connect_timeouts.arm(u->deadline);
   if (uv_tcp_connect(&u->connect_req, &u->tcp, reinterpret_cast<const sockaddr*>(&ep->addr),
                      on_up_connect) != 0) {
     up_fail(u, 502, "the upstream connection could not be started");
   }
 }
 
-void on_up_backoff(uv_timer_t* t) {
-  UpConn* u = owner_of<UpConn>(reinterpret_cast<uv_handle_t*>(t));
+void on_up_backoff(void* owner) {
+  UpConn* u = static_cast<UpConn*>(owner);
   if (u->client == nullptr) {
     up_close(u);
     return;
@@ -1075,7 +1066,7 @@ void up_send_request(UpConn* u) {
   u->request_sent = false;
   // The response timeout starts once the last request byte is written (see
   // on_up_write); an upload's own pace is bounded by request_timeout.
-  uv_timer_stop(&u->timer);
+  u->deadline.disarm();
   up_read_start(u);
   // The head, then whatever body bytes are already buffered, in one writev.
   x->pieces[0] = uv_buf_init(u->out, static_cast<unsigned>(u->out_len));
@@ -1115,8 +1106,7 @@ void on_up_write(uv_write_t* req, int status) {
   if (c != nullptr && c->request_done && !u->request_sent) {
     u->request_sent = true;
     if (!u->response_bytes) {
-      uv_timer_start(&u->timer, on_up_timeout,
-                     to_ms(u->endpoint->cluster->options.response_timeout), 0);
+      u->endpoint->cluster->response_timeouts.arm(u->deadline);
     }
   }
   if (c == nullptr || c->state != ConnState::reading_body) return;
@@ -1136,17 +1126,16 @@ void up_start_exchange(Conn* c, EndpointState* ep, bool allow_pooled, Duration d
     u = static_cast<UpConn*>(ep->idle.prev->owner);
     u->idle_link.unlink();
     --ep->idle_count;
-    uv_timer_stop(&u->timer);
+    u->deadline.disarm();
     u->reused = true;
     ++s->stats.upstream_connections_reused;
   } else {
     u = new UpConn(s, ep);
     ++ep->users;
     uv_tcp_init(s->loop, &u->tcp);
-    uv_timer_init(s->loop, &u->timer);
-    u->tcp.data = u->timer.data = u;
-    u->handles = 2;
-    s->open_handles += 2;
+    u->tcp.data = u;
+    u->handles = 1;
+    s->open_handles += 1;
     ++s->stats.upstream_connections_opened;
     uv_tcp_nodelay(&u->tcp, 1);
   }
@@ -1165,7 +1154,7 @@ void up_start_exchange(Conn* c, EndpointState* ep, bool allow_pooled, Duration d
   if (u->connected) {
     up_send_request(u);
   } else if (delay > Duration::zero()) {
-    uv_timer_start(&u->timer, on_up_backoff, to_ms(delay), 0);
+    ep->cluster->backoffs.arm_in(u->deadline, to_ms(delay));
   } else {
     up_connect(u);
   }
@@ -1230,8 +1219,8 @@ void conn_start_tunnel(Conn* c, UpConn* u, const http::ResponseHead& head) {
   c->x->outcome.status = 101;
   c->state = ConnState::tunnel;
   c->keep_alive = false;
-  uv_timer_stop(&u->timer);  // a tunnel may stay quiet for as long as its peers like
-  uv_timer_stop(&c->timer);
+  u->deadline.disarm();  // a tunnel may stay quiet for as long as its peers like
+  c->deadline.disarm();
   c->x->piece_count = 0;
   c->x->pieces[c->x->piece_count++] = uv_buf_init(c->out, static_cast<unsigned>(w.size()));
   if (u->len > u->cursor) {
@@ -1283,8 +1272,7 @@ void up_on_final_head(UpConn* u, Conn* c) {
     return;
   }
   x->upstream_head = &head;
-  uv_timer_start(&u->timer, on_up_timeout,
-                 to_ms(u->endpoint->cluster->options.idle_between_bytes_timeout), 0);
+  u->endpoint->cluster->between_bytes_timeouts.arm(u->deadline);
   if (x->entered > 0) {
     up_read_stop(u);  // the head's views must stay put while filters look
     chain_response(c);
@@ -1408,8 +1396,7 @@ void up_process(UpConn* u) {
   }
   up_read_start(u);  // after a full buffer stopped it
   if (u->head_done && !c->response_done) {
-    uv_timer_start(&u->timer, on_up_timeout,
-                   to_ms(u->endpoint->cluster->options.idle_between_bytes_timeout), 0);
+    u->endpoint->cluster->between_bytes_timeouts.arm(u->deadline);
   }
   c->x->piece_count = 0;
   if (!u->head_done) {
@@ -1481,7 +1468,7 @@ void up_stream_body(UpConn* u) {
   // goes on into the space after them.
   // Waiting for a slow client is not the upstream's silence: the timer
   // starts again when reading resumes (up_process).
-  uv_timer_stop(&u->timer);
+  u->deadline.disarm();
   x->piece_count = gather(x->pieces, x->piece_count, x->response_gather);
   conn_write(c, x->pieces, x->piece_count);
 }
@@ -1547,9 +1534,8 @@ void on_up_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
   u->len += static_cast<std::size_t>(nread);
   u->response_bytes = true;
   if (c->state != ConnState::tunnel) {
-    const ClusterOptions& o = u->endpoint->cluster->options;
-    uv_timer_start(&u->timer, on_up_timeout,
-                   to_ms(u->head_done ? o.idle_between_bytes_timeout : o.response_timeout), 0);
+    Cluster* cl = u->endpoint->cluster;
+    (u->head_done ? cl->between_bytes_timeouts : cl->response_timeouts).arm(u->deadline);
   }
   up_process(u);
 }
@@ -1747,10 +1733,8 @@ void ServerImpl::on_connection(int status) {
     uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), on_conn_handle_closed);
     return;
   }
-  uv_timer_init(loop, &c->timer);
-  c->timer.data = c;
-  c->handles = 2;
-  open_handles += 2;
+  c->handles = 1;
+  open_handles += 1;
   conns.push_back(c->link);
   ++stats.connections_accepted;
   uv_tcp_nodelay(&c->tcp, 1);
@@ -1877,14 +1861,38 @@ void ServerImpl::maybe_stopped() {
   });
   // Closed after the drain timer: libuv finishes closes last in, first out,
   // so these are done with before on_stopped may free the server.
+  close_loop_handles();
+}
+
+void ServerImpl::close_loop_handles() {
   if (write_queue_open) {
     write_queue_open = false;
     uv_close(reinterpret_cast<uv_handle_t*>(&write_check), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&write_idle), nullptr);
   }
+  idle_timeouts.close();
+  header_timeouts.close();
+  request_timeouts.close();
+  for (auto& cl : clusters) {
+    for (TimeoutList* l : {&cl->connect_timeouts, &cl->response_timeouts,
+                           &cl->between_bytes_timeouts, &cl->pool_timeouts, &cl->backoffs})
+      l->close();
+  }
 }
 
-void ServerImpl::start_write_queue() {
+void ServerImpl::start_loop_handles() {
+  idle_timeouts.start(loop, to_ms(options.idle_timeout), on_conn_idle_timeout);
+  header_timeouts.start(loop, to_ms(options.header_timeout), on_conn_header_timeout);
+  if (options.request_timeout > Duration::zero())
+    request_timeouts.start(loop, to_ms(options.request_timeout), on_conn_request_timeout);
+  for (auto& cl : clusters) {
+    const ClusterOptions& o = cl->options;
+    cl->connect_timeouts.start(loop, to_ms(o.connect_timeout), on_up_timeout);
+    cl->response_timeouts.start(loop, to_ms(o.response_timeout), on_up_timeout);
+    cl->between_bytes_timeouts.start(loop, to_ms(o.idle_between_bytes_timeout), on_up_timeout);
+    cl->pool_timeouts.start(loop, to_ms(o.idle_timeout), on_up_timeout);
+    cl->backoffs.start(loop, 1, on_up_backoff);
+  }
   uv_check_init(loop, &write_check);
   uv_idle_init(loop, &write_idle);
   write_check.data = write_idle.data = this;
@@ -1928,7 +1936,7 @@ Result<std::unique_ptr<Server>> Server::create(uv_loop_t* loop, ServerOptions op
 Status Server::start() {
   auto st = impl_->start();
   if (st) {
-    impl_->start_write_queue();
+    impl_->start_loop_handles();
     impl_->start_clusters();
   }
   return st;

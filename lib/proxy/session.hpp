@@ -24,8 +24,10 @@
 namespace portico::proxy {
 
 using detail::BufferPool;
+using detail::Deadline;
 using detail::HeadWriter;
 using detail::Link;
+using detail::TimeoutList;
 
 inline constexpr std::size_t kMaxPieces = 32;  // body pieces gathered into one writev
 
@@ -59,6 +61,10 @@ struct Cluster {
   std::uint32_t active_requests = 0;  // attempts in flight
   std::uint32_t active_retries = 0;   // of which retries
   std::uint64_t next_endpoint_id = 1;
+  // Upstream connections' deadlines (connect, response, between bytes,
+  // idle in the pool; backoff before a retry's connect).
+  TimeoutList connect_timeouts, response_timeouts, between_bytes_timeouts, pool_timeouts;
+  TimeoutList backoffs;
   std::uint64_t rng = 0x9e3779b97f4a7c15ull;
 
   EndpointState* find(EndpointRef ref) const noexcept;
@@ -135,7 +141,10 @@ class ServerImpl {
   uv_check_t write_check{};
   uv_idle_t write_idle{};
   bool write_queue_open = false;
-  void start_write_queue();
+  // Downstream connections' deadlines.
+  TimeoutList idle_timeouts, header_timeouts, request_timeouts;
+  void start_loop_handles();
+  void close_loop_handles();
 
   Exchange* take_exchange();
   void give_back(Exchange* x);
@@ -145,7 +154,7 @@ class ServerImpl {
 
 struct UpConn {
   uv_tcp_t tcp{};
-  uv_timer_t timer{};
+  Deadline deadline;
   uv_connect_t connect_req{};
   uv_write_t write_req{};
   ServerImpl* server;
@@ -171,6 +180,7 @@ struct UpConn {
 
   UpConn(ServerImpl* s, EndpointState* ep) : server(s), endpoint(ep), parser(s->options.limits) {
     idle_link.owner = this;
+    deadline.owner = this;
   }
 };
 
@@ -270,6 +280,9 @@ struct Exchange {
   std::string response_body;                          // a buffered upstream response body
   const http::ResponseHead* upstream_head = nullptr;  // null: a local answer
   std::string error_text;                             // the cause of a proxy error, for on_log
+  // The client: the peer, or from X-Forwarded-For when the peer is trusted.
+  std::string_view client_ip;
+  std::string client_ip_storage;
   int response_status = 0;
   RequestOutcomeInfo outcome;
   TimePoint start{};
@@ -293,7 +306,7 @@ struct Exchange {
 
 struct Conn final : http::BodySink, Reply {
   uv_tcp_t tcp{};
-  uv_timer_t timer{};
+  Deadline deadline;
   ServerImpl* server;
   Link link;
   Exchange* x = nullptr;  // while a request is in progress
@@ -323,11 +336,12 @@ struct Conn final : http::BodySink, Reply {
   std::size_t head_end = 0;  // where the head ends in buf
   http::Framing request_framing = http::Framing::none;
   char peer_ip[INET6_ADDRSTRLEN] = "";
-  std::string_view client_ip;  // peer_ip, or from X-Forwarded-For when the peer is trusted
-  std::string client_ip_storage;
   bool peer_trusted = false;
 
-  explicit Conn(ServerImpl* s) : server(s) { link.owner = this; }
+  explicit Conn(ServerImpl* s) : server(s) {
+    link.owner = this;
+    deadline.owner = this;
+  }
 
   void on_body(std::string_view data) override;
   void send(int status, std::span<const http::Header> headers, std::string_view body) override;
