@@ -175,6 +175,8 @@ void chain_reset(Exchange* x) {
   x->is_retry = false;
   x->replayable = false;
   x->retry_after = Duration::zero();
+  x->request_id = 0;
+  x->body_seen = 0;
 }
 
 void chain_start(Conn* c) {
@@ -279,7 +281,7 @@ std::string_view RequestContext::client_address() const noexcept {
   return x_->client_ip;
 }
 std::uint64_t RequestContext::request_id() const noexcept {
-  return x_->conn->request_id;
+  return x_->request_id;
 }
 std::string_view RequestContext::route_name() const noexcept {
   return x_->match.route != nullptr ? std::string_view(x_->match.route->name())

@@ -345,7 +345,7 @@ void conn_respond_error(Conn* c, int status, std::string_view cause) {
   char body[512];
   const int body_len =
       std::snprintf(body, sizeof body, "%s (request %llu)\n", x->error_text.c_str(),
-                    static_cast<unsigned long long>(c->request_id));
+                    static_cast<unsigned long long>(c->x->request_id));
   x->local_status = x->response_status = status;
   x->local_body.assign(body, static_cast<std::size_t>(body_len));
   x->local_headers.clear();
@@ -448,7 +448,7 @@ void Conn::on_body(std::string_view data) {
     ex->response_body.append(data);
     return;
   }
-  body_seen += data.size();
+  ex->body_seen += data.size();
   if (ex->sink_to_handler) {
     ex->handler_body.append(data);
     return;
@@ -495,10 +495,10 @@ void conn_run_handler(Conn* c) {
 // Keeps the head (which filters and handlers still read) and drops the
 // body bytes already consumed, so a long body never fills the buffer.
 void conn_compact_after_head(Conn* c) {
-  if (c->cursor > c->head_end) {
-    std::memmove(c->buf + c->head_end, c->buf + c->cursor, c->len - c->cursor);
-    c->len -= c->cursor - c->head_end;
-    c->cursor = c->head_end;
+  if (c->cursor > c->x->head_end) {
+    std::memmove(c->buf + c->x->head_end, c->buf + c->cursor, c->len - c->cursor);
+    c->len -= c->cursor - c->x->head_end;
+    c->cursor = c->x->head_end;
   }
 }
 
@@ -551,11 +551,11 @@ void conn_forward_body(Conn* c, std::size_t head_pieces) {
     done = p.state == http::ParseState::complete;
   }
   if (c->request_framing == http::Framing::none) done = true;
-  if (c->body_seen > c->route->options->max_body_bytes) {
+  if (c->x->body_seen > c->route->options->max_body_bytes) {
     conn_respond_error(c, 413, "the request body is larger than this route allows");
     return;
   }
-  x->outcome.request_body_bytes = c->body_seen;
+  x->outcome.request_body_bytes = c->x->body_seen;
   if (done && !c->request_done) {
     c->request_done = true;
     if (c->chunked_to_upstream && !buffering) {
@@ -629,11 +629,11 @@ void conn_start_request(Conn* c) {
   ServerImpl* s = c->server;
   Exchange* x = c->x;
   const http::RequestHead& head = x->parser.head();
-  c->request_id = s->next_request_id++;
+  c->x->request_id = s->next_request_id++;
   ++s->stats.requests;
   c->keep_alive = head.keep_alive && !s->stopping;
   c->is_head_request = head.method == "HEAD";
-  c->body_seen = 0;
+  c->x->body_seen = 0;
   c->request_done = c->response_started = c->response_done = false;
   c->close_after_response = false;
   c->route = nullptr;
@@ -643,7 +643,7 @@ void conn_start_request(Conn* c) {
   conn_find_client_ip(c, head);
   c->state = ConnState::reading_body;
   c->cursor += x->parser.head_size();
-  c->head_end = c->cursor;
+  c->x->head_end = c->cursor;
   c->request_framing = head.framing;
   c->chunked_to_upstream = head.framing == http::Framing::chunked;
   if (s->request_timeouts.open) s->request_timeouts.arm(c->deadline);

@@ -279,7 +279,10 @@ struct Exchange {
   HeaderEdits local_headers;
   std::string response_body;                          // a buffered upstream response body
   const http::ResponseHead* upstream_head = nullptr;  // null: a local answer
-  std::string error_text;                             // the cause of a proxy error, for on_log
+  std::uint64_t request_id = 0;
+  std::uint64_t body_seen = 0;  // request body bytes so far
+  std::size_t head_end = 0;     // where the request head ends in the connection's buffer
+  std::string error_text;       // the cause of a proxy error, for on_log
   // The client: the peer, or from X-Forwarded-For when the peer is trusted.
   std::string_view client_ip;
   std::string client_ip_storage;
@@ -324,8 +327,6 @@ struct Conn final : http::BodySink, Reply {
   // The request in progress.
   const CompiledRoute* route = nullptr;
   UpConn* up = nullptr;
-  std::uint64_t request_id = 0;
-  std::uint64_t body_seen = 0;
   bool is_head_request = false;
   bool request_done = false;  // the whole request reached the upstream (or the handler)
   bool response_started = false;
@@ -333,7 +334,6 @@ struct Conn final : http::BodySink, Reply {
   bool chunked_to_upstream = false;
   bool chunked_to_client = false;
   bool close_after_response = false;
-  std::size_t head_end = 0;  // where the head ends in buf
   http::Framing request_framing = http::Framing::none;
   char peer_ip[INET6_ADDRSTRLEN] = "";
   bool peer_trusted = false;
