@@ -8,6 +8,9 @@
 //   GET  /users/{id}   answered in process from the path
 //   any  /api/**       proxied to the --upstream cluster (only when given)
 //
+// Every answer carries x-request-id, and every request ends with an access
+// log line on stdout (a filter of the host's, see AccessLog).
+//
 // The host owns everything around the server: the loop (not libuv's default
 // one), a heartbeat timer of its own on that loop, the state the handlers
 // share (no locks: the handlers, the timer and the server all run on the
@@ -35,6 +38,26 @@ struct Host {
   uv_signal_t sigint{}, sigterm{};
   std::unique_ptr<proxy::Server> server;
   std::uint64_t handled = 0;  // requests answered by the host's handlers
+};
+
+// A filter for every request: the host's own policy in the same chain the
+// built-in ones use. It tags each answer with its request id and writes an
+// access-log line once the request has ended.
+class AccessLog : public proxy::Filter {
+ public:
+  proxy::FilterStatus on_response_headers(proxy::RequestContext& ctx) override {
+    ctx.set_response_header("x-request-id", std::to_string(ctx.request_id()));
+    return proxy::FilterStatus::next;
+  }
+  void on_log(const proxy::RequestContext& ctx) override {
+    const auto& o = ctx.outcome();
+    std::printf(
+        "%s %.*s %.*s -> %d (%llu bytes, %lld us)%s\n", std::string(ctx.client_address()).c_str(),
+        static_cast<int>(ctx.request().method.size()), ctx.request().method.data(),
+        static_cast<int>(ctx.path().size()), ctx.path().data(), o.status,
+        static_cast<unsigned long long>(o.response_body_bytes),
+        static_cast<long long>(o.duration.count() / 1000), o.client_aborted ? " client gone" : "");
+  }
 };
 
 bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port) {
@@ -127,6 +150,7 @@ int main(int argc, char** argv) {
     return usage();
   }
   if (argc % 2 == 0) return usage();
+  options.filters.push_back(std::make_shared<AccessLog>());
   options.routes.push_back(route("/hello", {Method::get, Method::head}, hello(host)));
   options.routes.push_back(route("/echo", {Method::post}, echo(host)));
   options.routes.push_back(route("/users/{id}", {Method::get}, user(host)));

@@ -223,7 +223,7 @@ void chain_log(Conn* c) {
   Exchange* x = c->x;
   if (x == nullptr || x->logged || x->start == TimePoint{}) return;
   x->logged = true;
-  x->outcome.duration = c->server->now() - x->start;
+  x->outcome.duration = Duration(uv_hrtime() - x->start_ns);
   x->outcome.attempts = x->attempts;
   x->outcome.error = x->error_text;
   x->phase = Phase::done;

@@ -639,6 +639,7 @@ void conn_start_request(Conn* c) {
   c->route = nullptr;
   x->handler_body.clear();
   x->start = s->now();
+  x->start_ns = uv_hrtime();  // the loop's clock counts milliseconds: too coarse for logs
   x->chain = s->global_filters;
   conn_find_client_ip(c, head);
   c->state = ConnState::reading_body;

@@ -289,6 +289,7 @@ struct Exchange {
   int response_status = 0;
   RequestOutcomeInfo outcome;
   TimePoint start{};
+  std::uint64_t start_ns = 0;  // uv_hrtime() at the head's arrival
   std::pmr::monotonic_buffer_resource arena;
   alignas(std::max_align_t) char arena_block[1024];
 
