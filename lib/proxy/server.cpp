@@ -84,19 +84,18 @@ bool token_list_has(std::string_view list, std::string_view token) noexcept {
 // Hop-by-hop fields (RFC 9110 section 7.6.1), those the Connection header
 // names, and the framing fields the proxy sets itself.
 bool is_hop_by_hop(std::string_view name, std::string_view connection) noexcept {
-  static constexpr std::string_view kFixed[] = {"connection",
-                                                "keep-alive",
-                                                "proxy-connection",
-                                                "te",
-                                                "trailer",
-                                                "transfer-encoding",
-                                                "upgrade",
-                                                "content-length",
-                                                "proxy-authenticate",
-                                                "proxy-authorization"};
+  static constexpr std::string_view kFixed[] = {
+      "connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "content-length",
+      // "Proxy" itself too: CGI-style upstreams read it as HTTP_PROXY and
+      // would send their own outbound requests through the client's choice
+      // of proxy (httpoxy).
+      "proxy"};
   for (std::string_view h : kFixed) {
     if (detail::ascii_iequals(name, h)) return true;
   }
+  // Proxy-Connection, Proxy-Authenticate, Proxy-Authorization and the rest
+  // concern the hop, never the origin.
+  if (name.size() > 6 && detail::ascii_iequals(name.substr(0, 6), "proxy-")) return true;
   return !connection.empty() && token_list_has(connection, name);
 }
 
