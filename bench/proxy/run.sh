@@ -70,52 +70,8 @@ done
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/portico-proxy-bench.XXXXXX")
 
-# PID -> name of every process started here and not yet stopped.
-declare -A running=()
-
-# A PID is only signalled while it is still our own child, so a PID reused by
-# some other process after ours exited is never touched.
-is_our_child() {
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  local fields
-  read -ra fields <<<"${stat##*) }"
-  [ "${fields[1]}" = "$$" ]
-}
-
-is_running_child() {
-  is_our_child "$1" && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]
-}
-
-stop_pid() {
-  local pid=$1
-  if is_running_child "$pid"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do
-      is_running_child "$pid" || break
-      sleep 0.1
-    done
-    if is_running_child "$pid"; then
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  fi
-  wait "$pid" 2>/dev/null || true
-  unset "running[$pid]"
-}
-
-cleanup() {
-  local pid
-  for pid in "${!running[@]}"; do
-    stop_pid "$pid"
-  done
-  if [ "$keep" = 1 ]; then
-    echo "work directory kept: $work"
-  else
-    rm -rf "$work"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/proxy/processes.sh
+. "$here/processes.sh"
 
 # --- the machine ------------------------------------------------------------
 

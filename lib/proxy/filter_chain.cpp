@@ -3,39 +3,25 @@
 #include <algorithm>
 
 #include "../common/ascii.hpp"
+#include "../http/fields.hpp"
 #include "session.hpp"
 
 namespace portico::proxy {
 
 namespace {
 
-// Headers a filter may not set: the proxy owns the framing and the
-// connection management of both sides.
-bool is_managed_header(std::string_view name) noexcept {
-  static constexpr std::string_view kManaged[] = {
-      "connection", "keep-alive",        "proxy-connection", "te",  "trailer",
-      "upgrade",    "transfer-encoding", "content-length",   "host"};
-  for (std::string_view h : kManaged) {
-    if (detail::ascii_iequals(name, h)) return true;
-  }
-  return false;
-}
-
-bool valid_header(std::string_view name, std::string_view value) noexcept {
-  if (name.empty()) return false;
-  for (char ch : name) {
-    const auto u = static_cast<unsigned char>(ch);
-    if (u <= 0x20 || u >= 0x7f || ch == ':' || ch == '"' || ch == '(' || ch == ')' || ch == ',' ||
-        ch == '/' || ch == ';' || ch == '<' || ch == '=' || ch == '>' || ch == '?' || ch == '@' ||
-        ch == '[' || ch == '\\' || ch == ']' || ch == '{' || ch == '}')
-      return false;
-  }
-  // A CR, LF or NUL in a value would let a filter inject header lines.
-  return value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+// Whether a filter may set this header: a token for a name (the same rule
+// the parser applies), no CR, LF or NUL in the value (which would let a
+// filter inject header lines), and none of the fields the proxy owns, the
+// framing and connection management of both sides, plus Host.
+bool editable(std::string_view name, std::string_view value) noexcept {
+  return detail::is_token(name) &&
+         value.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos &&
+         !is_hop_by_hop(name, {}) && !detail::ascii_iequals(name, "host");
 }
 
 void edit(HeaderEdits& edits, EditOp op, std::string_view name, std::string_view value) {
-  if (!valid_header(name, value) || is_managed_header(name)) return;
+  if (!editable(name, value)) return;
   edits.add(op, name, value);
 }
 

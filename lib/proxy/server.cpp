@@ -66,6 +66,8 @@ const char* reason_phrase(int status) noexcept {
   }
 }
 
+}  // namespace
+
 bool token_list_has(std::string_view list, std::string_view token) noexcept {
   while (!list.empty()) {
     std::size_t comma = list.find(',');
@@ -98,8 +100,6 @@ bool is_hop_by_hop(std::string_view name, std::string_view connection) noexcept 
   if (name.size() > 6 && detail::ascii_iequals(name.substr(0, 6), "proxy-")) return true;
   return !connection.empty() && token_list_has(connection, name);
 }
-
-}  // namespace
 
 namespace {
 
@@ -463,6 +463,17 @@ void Conn::on_body(std::string_view data) {
   }
 }
 
+// Points the body sink at one direction's chunk-size lines and overflow
+// buffer, before a parse of that direction's body bytes.
+void aim_sink(Exchange* x, char (*lines)[24], std::string& overflow, bool chunked) {
+  x->chunk_lines = lines;
+  x->chunk_line_count = 0;
+  x->sink_overflow = &overflow;
+  overflow.clear();
+  x->sink_full = false;
+  x->sink_chunked = chunked;
+}
+
 // Adds the overflow gathered by on_body as the last body piece.
 void conn_flush_overflow(Conn* c) {
   if (!c->x->sink_full || c->x->sink_overflow->empty()) return;
@@ -531,12 +542,7 @@ void conn_forward_body(Conn* c, std::size_t head_pieces) {
   Exchange* x = c->x;
   const bool buffering = x->sink_to_handler;
   x->piece_count = head_pieces;
-  x->chunk_lines = x->request_lines;
-  x->chunk_line_count = 0;
-  x->sink_overflow = &x->request_overflow;
-  x->request_overflow.clear();
-  x->sink_full = false;
-  x->sink_chunked = c->chunked_to_upstream;
+  aim_sink(x, x->request_lines, x->request_overflow, c->chunked_to_upstream);
   x->sink_to_response = false;
   bool done = c->request_done;
   if (!done && c->buf != nullptr && c->len > c->cursor) {
@@ -1412,12 +1418,7 @@ void up_process(UpConn* u) {
 void up_stream_body(UpConn* u) {
   Conn* c = u->client;
   Exchange* x = c->x;
-  x->chunk_lines = x->response_lines;
-  x->chunk_line_count = 0;
-  x->sink_overflow = &x->response_overflow;
-  x->response_overflow.clear();
-  x->sink_full = false;
-  x->sink_chunked = c->chunked_to_client;
+  aim_sink(x, x->response_lines, x->response_overflow, c->chunked_to_client);
   x->sink_to_handler = false;
   const http::ResponseHead& head = u->parser.head();
   bool complete = false;

@@ -387,6 +387,9 @@ Duration cluster_backoff(Cluster* cl, std::uint32_t retry) noexcept;
 void endpoint_release(EndpointState* ep) noexcept;
 
 bool is_idempotent(std::string_view method) noexcept;
+// Hop-by-hop fields, those `connection` names, the framing fields the proxy
+// sets itself, and Proxy/Proxy-* (server.cpp).
+bool is_hop_by_hop(std::string_view name, std::string_view connection) noexcept;
 bool parse_cidr(std::string_view text, Cidr& out) noexcept;
 bool cidr_contains(const Cidr& net, const sockaddr_storage& addr) noexcept;
 

@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <csignal>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -27,36 +26,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct IgnoreSigpipe {
-  IgnoreSigpipe() { std::signal(SIGPIPE, SIG_IGN); }
-} ignore_sigpipe;
-
 using Monotonic = std::chrono::steady_clock;
 using Then = Upstream::Answer::Then;
-
-// A port that refuses connections: bound but never listening, and kept
-// bound so that no other socket of the test can be given it.
-class RefusingPort {
- public:
-  RefusingPort() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-  }
-  ~RefusingPort() { ::close(fd_); }
-  RefusingPort(const RefusingPort&) = delete;
-  RefusingPort& operator=(const RefusingPort&) = delete;
-  std::uint16_t port() const { return port_; }
-
- private:
-  int fd_ = -1;
-  std::uint16_t port_ = 0;
-};
 
 std::string status_response(int status, std::string_view body) {
   return "HTTP/1.1 " + std::to_string(status) +

@@ -24,7 +24,6 @@
 
 #include <doctest/doctest.h>
 
-#include <csignal>
 #include <string>
 #include <vector>
 
@@ -36,10 +35,6 @@ using namespace portico::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-struct IgnoreSigpipe {
-  IgnoreSigpipe() { std::signal(SIGPIPE, SIG_IGN); }
-} ignore_sigpipe;
 
 constexpr std::string_view kRequest = "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n";
 

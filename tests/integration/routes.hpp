@@ -1,7 +1,6 @@
 // Shorthands for building server options in the integration tests.
 #pragma once
 
-#include <csignal>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -59,8 +58,5 @@ inline std::size_t count(const std::string& s, std::string_view what) {
     ++n;
   return n;
 }
-
-// A client that leaves mid-response must not kill the test process.
-inline const bool sigpipe_ignored = (std::signal(SIGPIPE, SIG_IGN), true);
 
 }  // namespace portico::test

@@ -10,7 +10,6 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
-#include <csignal>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -21,16 +20,14 @@
 
 #include "../../lib/upstream/health_check.hpp"
 #include "../../lib/upstream/resolver.hpp"
+#include "net.hpp"
 
 using namespace std::chrono_literals;
 using portico::detail::HealthChecker;
 using portico::detail::Resolver;
+using portico::test::RefusingPort;
 
 namespace {
-
-struct IgnoreSigpipe {
-  IgnoreSigpipe() { std::signal(SIGPIPE, SIG_IGN); }
-} ignore_sigpipe;
 
 using Clock = std::chrono::steady_clock;
 
@@ -204,28 +201,6 @@ class Upstream {
   std::string response_;
   int open_handles_ = 0;
   std::vector<std::unique_ptr<Connection>> connections_;
-};
-
-// A port on 127.0.0.1 that refuses connections: bound, never listening,
-// and held so nothing else takes it.
-class RefusingPort {
- public:
-  RefusingPort() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    socklen_t len = sizeof a;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-  }
-  ~RefusingPort() { ::close(fd_); }
-  std::uint16_t port() const { return port_; }
-
- private:
-  int fd_ = -1;
-  std::uint16_t port_ = 0;
 };
 
 struct Change {

@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <functional>
 #include <map>
 #include <string>
@@ -21,10 +20,6 @@ using namespace portico::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-struct IgnoreSigpipe {
-  IgnoreSigpipe() { std::signal(SIGPIPE, SIG_IGN); }
-} ignore_sigpipe;
 
 constexpr std::string_view kGetWho = "GET /who HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
 
