@@ -82,6 +82,7 @@ struct RequestOutcomeInfo {
   std::uint64_t response_body_bytes = 0;
   Duration duration{};          // from the head's arrival to the end
   std::string_view upstream;    // "10.0.0.2:8080", empty when none was used
+  std::string_view cluster;     // the cluster of the last attempt, empty when none
   std::string_view error;       // the cause of a proxy error, else empty
   std::uint32_t attempts = 0;   // upstream attempts (retries included)
   bool client_aborted = false;  // the connection closed before the end
@@ -140,6 +141,15 @@ class PORTICO_API RequestContext {
   void* state() const noexcept;
   void set_state(void* state) noexcept;
   void* allocate(std::size_t size, std::size_t align = alignof(std::max_align_t));
+  // One pointer shared by every filter of the request (null at its start):
+  // how filters that cooperate pass what they learnt (an authenticated
+  // consumer, a trace id) to the ones after them. Whoever sets it defines
+  // what it points to; memory from allocate() suits it.
+  void* shared_state() const noexcept;
+  void set_shared_state(void* state) noexcept;
+  // The index of the worker (workers.hpp) serving the request, 0 for a
+  // Server of its own: for filters that keep one structure per thread.
+  unsigned worker_index() const noexcept;
 
   // --- on_log
   const RequestOutcomeInfo& outcome() const noexcept;

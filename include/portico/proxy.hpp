@@ -157,6 +157,9 @@ struct ServerOptions {
   // Binds the listener with SO_REUSEPORT, so that several servers (one per
   // worker thread) can share a port and the kernel spreads connections.
   bool reuse_port = false;
+  // Set by Workers (workers.hpp) to each worker's index; filters read it
+  // through RequestContext::worker_index().
+  unsigned worker_index = 0;
   std::vector<ClusterOptions> clusters;
   std::vector<RouteOptions> routes;
   // Run for every request, before the route's filters. Their on_log runs

@@ -423,6 +423,7 @@ void cluster_attempt_start(Conn* c, EndpointState* ep) {
   if (cl->balancer && !ep->removed) cl->balancer->on_request_start(ep->ref);
   x->attempt_start = cl->server->now();
   x->outcome.upstream = ep->label;
+  x->outcome.cluster = cl->options.name;
 }
 
 void cluster_attempt_end(Conn* c, RequestOutcome outcome) {

@@ -154,6 +154,7 @@ void chain_reset(Exchange* x) {
   x->upstream_head = nullptr;
   x->response_status = 0;
   x->outcome = {};
+  x->shared_state = nullptr;
   x->arena.release();
   x->endpoint = nullptr;
   x->permit.reset();
@@ -392,6 +393,16 @@ void RequestContext::set_state(void* state) noexcept {
 }
 void* RequestContext::allocate(std::size_t size, std::size_t align) {
   return x_->arena.allocate(size, align);
+}
+
+void* RequestContext::shared_state() const noexcept {
+  return x_->shared_state;
+}
+void RequestContext::set_shared_state(void* state) noexcept {
+  x_->shared_state = state;
+}
+unsigned RequestContext::worker_index() const noexcept {
+  return x_->conn != nullptr ? x_->conn->server->options.worker_index : 0;
 }
 
 const RequestOutcomeInfo& RequestContext::outcome() const noexcept {

@@ -262,6 +262,7 @@ struct Exchange {
   Match match;
   std::span<Filter* const> chain;
   std::vector<void*> slots;  // per-filter state
+  void* shared_state = nullptr;
   std::size_t filter = 0;    // the next filter of the phase (counting down in response phases)
   std::size_t current = 0;   // the filter running, for its state slot
   std::size_t entered = 0;   // filters whose on_request_headers ran

@@ -142,6 +142,7 @@ Result<std::unique_ptr<Workers>> Workers::start(ServerOptions options, unsigned 
   options.reuse_port = true;
   auto impl = std::make_unique<WorkersImpl>();
   for (unsigned i = 0; i < threads; ++i) {
+    options.worker_index = i;
     if (auto st = impl->add_worker(options); !st) {
       if (i == 0) return std::move(st).error();
       return make_error(st.error().kind, "worker " + std::to_string(i) + " of " +

@@ -1,0 +1,52 @@
+// The built-in policies by name, for configuration files: each entry reads
+// its plugin's JSON config (reporting problems at their JSON path) and
+// builds the filter.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "../config/json_reader.hpp"
+#include "portico/filter.hpp"
+#include "portico/filters/consumers.hpp"
+
+namespace portico::detail {
+
+// What a plugin may use besides its own config.
+struct PluginEnv {
+  std::shared_ptr<const filters::Consumers> consumers;  // never null (may be empty)
+  unsigned workers = 1;  // worker threads that will call the filter (worker_index() < workers)
+  // A loop on a thread of the gateway's own, for background work (fetching a
+  // JWKS). Null when checking a config without running it: then nothing
+  // may be started.
+  uv_loop_t* control_loop = nullptr;
+};
+
+struct PluginFactory {
+  std::string_view name;  // "jwt-auth"
+  // The default order: a higher priority runs earlier in the request phases.
+  int priority;
+  // Reads `config` (every field; finish() reports unknown ones) and builds
+  // the filter; null when a problem was recorded.
+  std::shared_ptr<proxy::Filter> (*build)(JsonObject& config, const PluginEnv& env);
+};
+
+std::span<const PluginFactory> plugin_factories() noexcept;
+const PluginFactory* find_plugin(std::string_view name) noexcept;
+
+// One per built-in policy, defined in its own file under lib/filters/.
+std::shared_ptr<proxy::Filter> build_request_id(JsonObject&, const PluginEnv&);
+std::shared_ptr<proxy::Filter> build_ip_restriction(JsonObject&, const PluginEnv&);
+std::shared_ptr<proxy::Filter> build_cors(JsonObject&, const PluginEnv&);
+std::shared_ptr<proxy::Filter> build_request_size_limiting(JsonObject&, const PluginEnv&);
+std::shared_ptr<proxy::Filter> build_key_auth(JsonObject&, const PluginEnv&);
+std::shared_ptr<proxy::Filter> build_jwt_auth(JsonObject&, const PluginEnv&);
+std::shared_ptr<proxy::Filter> build_rate_limit(JsonObject&, const PluginEnv&);
+std::shared_ptr<proxy::Filter> build_request_transformer(JsonObject&, const PluginEnv&);
+std::shared_ptr<proxy::Filter> build_response_transformer(JsonObject&, const PluginEnv&);
+std::shared_ptr<proxy::Filter> build_fallback(JsonObject&, const PluginEnv&);
+
+}  // namespace portico::detail
