@@ -83,6 +83,7 @@ struct RequestOutcomeInfo {
   Duration duration{};          // from the head's arrival to the end
   std::string_view upstream;    // "10.0.0.2:8080", empty when none was used
   std::string_view cluster;     // the cluster of the last attempt, empty when none
+  Duration upstream_duration{};  // the last attempt, from its start to its end (ms resolution)
   std::string_view error;       // the cause of a proxy error, else empty
   std::uint32_t attempts = 0;   // upstream attempts (retries included)
   bool client_aborted = false;  // the connection closed before the end
@@ -116,6 +117,10 @@ class PORTICO_API RequestContext {
 
   // --- the response (response phases)
   int response_status() const noexcept;
+  // Why the proxy answered by itself ("no healthy endpoint", "circuit
+  // breaker open", a timeout...) when it did; empty for an upstream's
+  // response, a handler's or a filter's.
+  std::string_view proxy_error() const noexcept;
   std::optional<std::string_view> response_header(std::string_view name) const noexcept;
   void set_response_status(int status);
   void set_response_header(std::string_view name, std::string_view value);

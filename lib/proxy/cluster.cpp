@@ -432,6 +432,7 @@ void cluster_attempt_end(Conn* c, RequestOutcome outcome) {
   EndpointState* ep = x->endpoint;
   Cluster* cl = ep->cluster;
   const TimePoint now = cl->server->now();
+  x->outcome.upstream_duration = now - x->attempt_start;
   if (cl->balancer && !ep->removed)
     cl->balancer->on_request_end(ep->ref, now - x->attempt_start, outcome, now);
   if (x->permit && ep->breaker) {

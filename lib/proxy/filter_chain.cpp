@@ -395,6 +395,10 @@ void* RequestContext::allocate(std::size_t size, std::size_t align) {
   return x_->arena.allocate(size, align);
 }
 
+std::string_view RequestContext::proxy_error() const noexcept {
+  return x_->error_text;
+}
+
 void* RequestContext::shared_state() const noexcept {
   return x_->shared_state;
 }
