@@ -80,13 +80,13 @@ struct RequestOutcomeInfo {
   int status = 0;  // sent to the client; 0 if none was
   std::uint64_t request_body_bytes = 0;
   std::uint64_t response_body_bytes = 0;
-  Duration duration{};          // from the head's arrival to the end
-  std::string_view upstream;    // "10.0.0.2:8080", empty when none was used
-  std::string_view cluster;     // the cluster of the last attempt, empty when none
+  Duration duration{};           // from the head's arrival to the end
+  std::string_view upstream;     // "10.0.0.2:8080", empty when none was used
+  std::string_view cluster;      // the cluster of the last attempt, empty when none
   Duration upstream_duration{};  // the last attempt, from its start to its end (ms resolution)
-  std::string_view error;       // the cause of a proxy error, else empty
-  std::uint32_t attempts = 0;   // upstream attempts (retries included)
-  bool client_aborted = false;  // the connection closed before the end
+  std::string_view error;        // the cause of a proxy error, else empty
+  std::uint32_t attempts = 0;    // upstream attempts (retries included)
+  bool client_aborted = false;   // the connection closed before the end
 };
 
 // One request as the filters see it. Valid during a phase call; keep a

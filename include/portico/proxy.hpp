@@ -131,8 +131,15 @@ struct RouteOptions {
   std::string path;  // a router pattern: "/api/{id}", "/static/**"
   std::string host;  // empty: any host
   MethodSet methods = MethodSet::any();
+  // Header and query conditions (router.hpp): header-selected versions such
+  // as `X-API-Version: 2` are routes of the same path with a predicate.
+  std::vector<Predicate> predicates;
   // The target: an in-process handler, or the name of a cluster.
   std::variant<Handler, std::string> target;
+  // Canary and blue-green: when not empty, each request goes to one of
+  // these clusters in proportion to the weights (a weight of 0 keeps a
+  // cluster configured but idle), and `target` is not used.
+  std::vector<WeightedTarget> weighted_clusters;
   // Larger request bodies are refused with 413; also the bound of a body a
   // filter asks to see whole (request or response).
   std::uint64_t max_body_bytes = 8u << 20;
@@ -169,9 +176,23 @@ struct ServerOptions {
 
 struct ServerStats {
   std::uint64_t connections_accepted = 0;
+  std::uint64_t connections_active = 0;
+  std::uint64_t reloads = 0;
   std::uint64_t requests = 0;
   std::uint64_t upstream_connections_opened = 0;
   std::uint64_t upstream_connections_reused = 0;
+};
+
+// The state of one upstream endpoint, for metrics and admin pages.
+struct EndpointStatus {
+  std::string cluster;
+  std::string endpoint;  // "10.0.0.2:8080"
+  bool healthy = true;   // by the active health check
+  bool ejected = false;  // by passive outlier detection
+  BreakerState breaker = BreakerState::closed;
+  std::uint32_t active_requests = 0;
+  std::uint32_t idle_connections = 0;
+  std::uint64_t ejections = 0;  // times outlier detection ejected it
 };
 
 class ServerImpl;
@@ -196,7 +217,22 @@ class PORTICO_API Server {
   // start()).
   void stop(Duration drain, std::function<void()> on_stopped = {});
 
-  const ServerStats& stats() const noexcept;
+  // Replaces the clusters, routes and global filters with those of
+  // `options` (its other fields are ignored: the listener, limits and
+  // timeouts stay). The new set is validated first; on error nothing
+  // changes. Requests in flight finish on the set they started with, and
+  // keep-alive connections stay open: only requests that start after the
+  // call see the new set. Clusters start afresh (new pools, endpoints
+  // healthy until checked). Loop thread only.
+  Status reload(ServerOptions options);
+  // The reloads so far (0: the routes of create()).
+  std::uint64_t generation() const noexcept;
+
+  // Counters, readable from any thread while the server runs (each is
+  // written by the loop thread only and read without tearing).
+  ServerStats stats() const noexcept;
+  // Every endpoint of the current clusters. Loop thread only.
+  std::vector<EndpointStatus> endpoint_status() const;
 
  private:
   explicit Server(std::unique_ptr<ServerImpl> impl);

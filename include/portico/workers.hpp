@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "portico/clock.hpp"
@@ -64,10 +65,17 @@ class PORTICO_API Workers {
   // that thread itself; stop from another thread.
   void stop(Duration drain);
 
-  // The workers' statistics, summed. Counters belong to their worker's
-  // thread, so the sum is only taken after stop(); before, this returns
-  // zeros rather than a torn snapshot.
+  // The workers' statistics, summed (live: each counter is read atomically,
+  // the sum is not one instant's).
   ServerStats stats() const;
+
+  // Runs `task` on every worker's thread, with its index and Server, and
+  // returns when all have run it (or stopped). Not from a worker's thread.
+  Status run_on_each(const std::function<void(unsigned index, Server& server)>& task);
+  // Server::reload on every worker. Every worker validates the same
+  // options, so either all switch or (a bad set) none does; returns the
+  // first error.
+  Status reload(ServerOptions options);
 
  private:
   explicit Workers(std::unique_ptr<WorkersImpl> impl);

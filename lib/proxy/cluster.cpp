@@ -201,11 +201,11 @@ void endpoint_release(EndpointState* ep) noexcept {
   if (it != cl->endpoints.end()) cl->endpoints.erase(it);
 }
 
-Status ServerImpl::compile_clusters() {
-  for (const ClusterOptions& co : options.clusters) {
+Status ServerImpl::compile_clusters(RouteTable& t) {
+  for (const ClusterOptions& co : t.cluster_options) {
     if (co.name.empty())
       return make_error(ErrorKind::invalid_argument, "clusters: a cluster has no name");
-    for (const auto& other : clusters) {
+    for (const auto& other : t.clusters) {
       if (other->options.name == co.name)
         return make_error(ErrorKind::conflict, "clusters['" + co.name + "']: defined twice");
     }
@@ -215,6 +215,7 @@ Status ServerImpl::compile_clusters() {
     if (auto st = validate_endpoint_settings(co); !st) return st;
     auto cl = std::make_unique<Cluster>();
     cl->server = this;
+    cl->table = &t;
     cl->options = co;
     cl->rng ^= std::hash<std::string>{}(co.name);
     for (std::size_t i = 0; i < co.endpoints.size(); ++i) {
@@ -236,7 +237,7 @@ Status ServerImpl::compile_clusters() {
       auto ep = cluster_add_endpoint(cl.get(), addr, i);
       if (!ep) return std::move(ep).error();
     }
-    clusters.push_back(std::move(cl));
+    t.clusters.push_back(std::move(cl));
   }
   return {};
 }
@@ -286,8 +287,8 @@ void cluster_update_dns(Cluster* cl, std::size_t source, int status,
 
 }  // namespace
 
-void ServerImpl::start_clusters() {
-  for (auto& owned : clusters) {
+void ServerImpl::start_clusters(RouteTable& t) {
+  for (auto& owned : t.clusters) {
     Cluster* cl = owned.get();
     const ClusterOptions& co = cl->options;
     if (!co.health_check.path.empty()) {
@@ -316,17 +317,22 @@ void ServerImpl::start_clusters() {
   }
 }
 
-void ServerImpl::stop_clusters() {
-  auto closed = [this] {
+void ServerImpl::stop_clusters(RouteTable& t) {
+  RouteTable* table = &t;
+  auto closed = [this, table] {
+    --table->closing;
     --open_handles;
+    collect_retired();
     maybe_stopped();
   };
-  for (auto& cl : clusters) {
+  for (auto& cl : t.clusters) {
     if (cl->health) {
+      ++t.closing;
       ++open_handles;
       cl->health->stop(closed);
     }
     for (auto& r : cl->resolvers) {
+      ++t.closing;
       ++open_handles;
       r->stop(closed);
     }

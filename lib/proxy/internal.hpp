@@ -82,6 +82,7 @@ struct TimeoutList {
   Link armed;
   std::uint64_t ms = 1;  // the duration of arm()
   void (*expire)(void* owner) = nullptr;
+  void* user = nullptr;  // for close callbacks
   bool open = false;
 
   void start(uv_loop_t* loop, std::uint64_t duration_ms, void (*on_expire)(void*)) {
@@ -91,11 +92,12 @@ struct TimeoutList {
     expire = on_expire;
     open = true;
   }
-  // Closes the timer; the list must outlive the close (callback-free).
-  void close() {
+  // Closes the timer; the list must outlive the close, which `on_closed`
+  // (given the timer, whose data is the list) may report.
+  void close(uv_close_cb on_closed = nullptr) {
     if (!open) return;
     open = false;
-    uv_close(reinterpret_cast<uv_handle_t*>(&timer), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer), on_closed);
   }
   void arm(Deadline& d) { arm_in(d, ms); }
   void arm_in(Deadline& d, std::uint64_t in_ms) {

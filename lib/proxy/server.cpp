@@ -156,6 +156,7 @@ void on_up_handle_closed(uv_handle_t* h);
 // ------------------------------------------------------------ downstream
 
 void conn_release_buffers(Conn* c) {
+  c->server->stats.connections_active.sub();
   if (c->x != nullptr) {
     c->server->give_back(c->x);
     c->x = nullptr;
@@ -528,7 +529,7 @@ void conn_body_buffered(Conn* c) {
 }
 
 void conn_after_request_body_filters(Conn* c) {
-  if (c->route->cluster == nullptr) {
+  if (c->cluster == nullptr) {
     conn_run_handler(c);
   } else {
     conn_dispatch_upstream(c);
@@ -635,7 +636,7 @@ void conn_start_request(Conn* c) {
   Exchange* x = c->x;
   const http::RequestHead& head = x->parser.head();
   c->x->request_id = s->next_request_id++;
-  ++s->stats.requests;
+  s->stats.requests.add();
   c->keep_alive = head.keep_alive && !s->stopping;
   c->is_head_request = head.method == "HEAD";
   c->x->body_seen = 0;
@@ -645,7 +646,10 @@ void conn_start_request(Conn* c) {
   x->handler_body.clear();
   x->start = s->now();
   x->start_ns = uv_hrtime();  // the loop's clock counts milliseconds: too coarse for logs
-  x->chain = s->global_filters;
+  x->table = s->table.get();
+  ++x->table->users;
+  x->chain = x->table->global_filters;
+  c->cluster = nullptr;
   conn_find_client_ip(c, head);
   c->state = ConnState::reading_body;
   c->cursor += x->parser.head_size();
@@ -671,8 +675,20 @@ void conn_start_request(Conn* c) {
     return;
   }
   x->path.resize(*normal);
+  const RouteTable& table = *x->table;
   MatchInput in{head.method, head.host, x->path, x->query, {}};
-  x->match = s->router.match(in);
+  // Header predicates see the request's fields; converted on the stack,
+  // only when a route has such predicates.
+  HeaderField fields[kMaxMatchHeaders];
+  if (table.match_headers) {
+    std::size_t n = 0;
+    for (const http::Header& h : head.headers) {
+      if (n == kMaxMatchHeaders) break;
+      fields[n++] = HeaderField{h.name, h.value};
+    }
+    in.headers = std::span<const HeaderField>(fields, n);
+  }
+  x->match = table.router.match(in);
   if (x->match.status != MatchStatus::matched) {
     const bool not_found = x->match.status == MatchStatus::not_found;
     conn_respond_error(
@@ -680,7 +696,14 @@ void conn_start_request(Conn* c) {
         not_found ? "no route matches this request" : "the route does not allow this method");
     return;
   }
-  c->route = &s->routes[x->match.route->id()];
+  c->route = &table.routes[x->match.route->id()];
+  c->cluster = c->route->cluster;
+  if (!c->route->weighted.empty()) {
+    // Canary and blue-green: a weighted pick per request.
+    s->pick_state = s->pick_state * 6364136223846793005ull + 1442695040888963407ull;
+    if (auto i = c->route->route->pick_target(s->pick_state >> 11))
+      c->cluster = c->route->weighted[*i];
+  }
   x->chain = c->route->filters;
   if (head.framing == http::Framing::content_length &&
       head.content_length > c->route->options->max_body_bytes) {
@@ -699,7 +722,7 @@ void conn_after_request_filters(Conn* c) {
     uv_buf_t b = uv_buf_init(const_cast<char*>(kContinue), sizeof kContinue - 1);
     uv_try_write(reinterpret_cast<uv_stream_t*>(&c->tcp), &b, 1);
   }
-  Cluster* cl = c->route->cluster;
+  Cluster* cl = c->cluster;
   // A body is collected whole for a handler, for a filter that asked, and
   // (up to the replay buffer) for a request that may need to be retried.
   bool buffer = cl == nullptr || x->buffer_request;
@@ -730,7 +753,7 @@ void conn_after_request_filters(Conn* c) {
 void conn_dispatch_upstream(Conn* c) {
   const char* cause = nullptr;
   int status = 503;
-  EndpointState* ep = cluster_pick(c->route->cluster, c, nullptr, &cause, &status);
+  EndpointState* ep = cluster_pick(c->cluster, c, nullptr, &cause, &status);
   if (ep == nullptr) {
     conn_respond_error(c, status, cause);
     return;
@@ -892,7 +915,7 @@ void on_up_timeout(void* owner) {
 // there is one, after a jittered backoff.
 void conn_retry(Conn* c) {
   Exchange* x = c->x;
-  Cluster* cl = c->route->cluster;
+  Cluster* cl = c->cluster;
   const char* cause = nullptr;
   int status = 503;
   EndpointState* ep = cluster_pick(cl, c, x->last_endpoint, &cause, &status);
@@ -909,15 +932,15 @@ void conn_retry(Conn* c) {
 bool conn_may_retry(Conn* c, bool sent_nothing) {
   Exchange* x = c->x;
   if (c->state == ConnState::closing || c->response_started || c->route == nullptr ||
-      c->route->cluster == nullptr)
+      c->cluster == nullptr)
     return false;
-  const RetryOptions& r = c->route->cluster->options.retry;
+  const RetryOptions& r = c->cluster->options.retry;
   if (x->attempts > r.max_retries) return false;
   if (!sent_nothing && !(x->replayable && is_idempotent(x->parser.head().method))) return false;
   // Streaming bodies are consumed as they are sent: only a request whose
   // body is still whole (buffered, or never sent) can go again.
   if (!x->replayable && !sent_nothing) return false;
-  return cluster_retry_allowed(c->route->cluster);
+  return cluster_retry_allowed(c->cluster);
 }
 
 // The exchange on `u` failed before or during the response.
@@ -1134,7 +1157,7 @@ void up_start_exchange(Conn* c, EndpointState* ep, bool allow_pooled, Duration d
     --ep->idle_count;
     u->deadline.disarm();
     u->reused = true;
-    ++s->stats.upstream_connections_reused;
+    s->stats.upstream_connections_reused.add();
   } else {
     u = new UpConn(s, ep);
     ++ep->users;
@@ -1142,7 +1165,7 @@ void up_start_exchange(Conn* c, EndpointState* ep, bool allow_pooled, Duration d
     u->tcp.data = u;
     u->handles = 1;
     s->open_handles += 1;
-    ++s->stats.upstream_connections_opened;
+    s->stats.upstream_connections_opened.add();
     uv_tcp_nodelay(&u->tcp, 1);
   }
   if (c->x->endpoint != ep) cluster_attempt_start(c, ep);
@@ -1268,7 +1291,7 @@ void up_on_final_head(UpConn* u, Conn* c) {
   Exchange* x = c->x;
   const http::ResponseHead& head = u->parser.head();
   cluster_attempt_end(c, head.status >= 500 ? RequestOutcome::failure : RequestOutcome::success);
-  const auto& statuses = c->route->cluster->options.retry.retry_on_statuses;
+  const auto& statuses = c->cluster->options.retry.retry_on_statuses;
   if (std::find(statuses.begin(), statuses.end(), head.status) != statuses.end() &&
       conn_may_retry(c, false)) {
     u->client = nullptr;
@@ -1551,6 +1574,7 @@ void on_handle_closed(uv_handle_t* h) {
     release(object);
     delete object;
   }
+  if (!s->retiring.empty()) s->collect_retired();
   s->maybe_stopped();
 }
 
@@ -1584,13 +1608,6 @@ ServerImpl::~ServerImpl() {
 }
 
 Status ServerImpl::compile() {
-  if (auto st = compile_clusters(); !st) return st;
-  for (std::size_t i = 0; i < options.filters.size(); ++i) {
-    if (!options.filters[i])
-      return make_error(ErrorKind::invalid_argument,
-                        "filters[" + std::to_string(i) + "]: the filter is null");
-    global_filters.push_back(options.filters[i].get());
-  }
   for (std::size_t i = 0; i < options.trusted_proxies.size(); ++i) {
     Cidr net;
     if (!parse_cidr(options.trusted_proxies[i], net))
@@ -1604,26 +1621,77 @@ Status ServerImpl::compile() {
     return make_error(ErrorKind::invalid_argument,
                       "header_timeout and idle_timeout must be positive, request_timeout not "
                       "negative");
-  for (std::size_t i = 0; i < options.routes.size(); ++i) {
-    const RouteOptions& ro = options.routes[i];
-    CompiledRoute cr{&ro, nullptr, global_filters};
-    if (const auto* name = std::get_if<std::string>(&ro.target)) {
-      auto it = std::find_if(clusters.begin(), clusters.end(),
-                             [&](const auto& c) { return c->options.name == *name; });
-      if (it == clusters.end()) {
+  auto t = compile_table(std::move(options.clusters), std::move(options.routes),
+                         std::move(options.filters));
+  if (!t) return std::move(t).error();
+  table = std::move(*t);
+  return {};
+}
+
+namespace {
+
+std::string route_field(std::size_t i, std::string_view rest) {
+  return "routes[" + std::to_string(i) + "]" + std::string(rest);
+}
+
+Cluster* find_cluster(RouteTable& t, std::string_view name) {
+  for (auto& cl : t.clusters)
+    if (cl->options.name == name) return cl.get();
+  return nullptr;
+}
+
+// The route's target: a cluster, weighted clusters, or a handler.
+Status compile_target(RouteTable& t, std::size_t i, const RouteOptions& ro, CompiledRoute& cr) {
+  if (!ro.weighted_clusters.empty()) {
+    for (const WeightedTarget& w : ro.weighted_clusters) {
+      Cluster* cl = find_cluster(t, w.name);
+      if (cl == nullptr)
         return make_error(ErrorKind::not_found,
-                          "routes[" + std::to_string(i) + "]: no cluster named '" + *name + "'");
-      }
-      cr.cluster = it->get();
-    } else if (!std::get<Handler>(ro.target)) {
-      return make_error(ErrorKind::invalid_argument,
-                        "routes[" + std::to_string(i) + "]: the handler is empty");
+                          route_field(i, ": no cluster named '" + w.name + "'"));
+      cr.weighted.push_back(cl);
     }
+    return {};
+  }
+  if (const auto* name = std::get_if<std::string>(&ro.target)) {
+    cr.cluster = find_cluster(t, *name);
+    if (cr.cluster == nullptr)
+      return make_error(ErrorKind::not_found, route_field(i, ": no cluster named '" + *name + "'"));
+  } else if (!std::get<Handler>(ro.target)) {
+    return make_error(ErrorKind::invalid_argument, route_field(i, ": the handler is empty"));
+  }
+  return {};
+}
+
+bool is_header_predicate(const Predicate& p) noexcept {
+  return p.kind != Predicate::Kind::query_equals && p.kind != Predicate::Kind::query_present;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<RouteTable>> ServerImpl::compile_table(
+    std::vector<ClusterOptions> cluster_options, std::vector<RouteOptions> route_options,
+    std::vector<std::shared_ptr<Filter>> filters) {
+  auto t = std::make_unique<RouteTable>();
+  t->server = this;
+  t->cluster_options = std::move(cluster_options);
+  t->route_options = std::move(route_options);
+  t->filter_options = std::move(filters);
+  if (auto st = compile_clusters(*t); !st) return std::move(st).error();
+  for (std::size_t i = 0; i < t->filter_options.size(); ++i) {
+    if (!t->filter_options[i])
+      return make_error(ErrorKind::invalid_argument,
+                        "filters[" + std::to_string(i) + "]: the filter is null");
+    t->global_filters.push_back(t->filter_options[i].get());
+  }
+  for (std::size_t i = 0; i < t->route_options.size(); ++i) {
+    const RouteOptions& ro = t->route_options[i];
+    CompiledRoute cr{&ro, nullptr, {}, nullptr, t->global_filters};
+    if (auto st = compile_target(*t, i, ro, cr); !st) return std::move(st).error();
     for (std::size_t j = 0; j < ro.filters.size(); ++j) {
       if (!ro.filters[j])
-        return make_error(ErrorKind::invalid_argument, "routes[" + std::to_string(i) +
-                                                           "].filters[" + std::to_string(j) +
-                                                           "]: the filter is null");
+        return make_error(
+            ErrorKind::invalid_argument,
+            route_field(i, ".filters[" + std::to_string(j) + "]: the filter is null"));
       cr.filters.push_back(ro.filters[j].get());
     }
     RouteSpec spec;
@@ -1631,14 +1699,89 @@ Status ServerImpl::compile() {
     spec.host = ro.host;
     spec.path = ro.path;
     spec.methods = ro.methods;
-    auto id = router.add(std::move(spec));
-    if (!id)
-      return make_error(id.error().kind,
-                        "routes[" + std::to_string(i) + "]: " + id.error().message);
-    if (routes.size() <= *id) routes.resize(*id + 1);
-    routes[*id] = std::move(cr);
+    spec.predicates = ro.predicates;
+    spec.targets = ro.weighted_clusters;
+    for (const Predicate& p : ro.predicates)
+      if (is_header_predicate(p)) t->match_headers = true;
+    auto id = t->router.add(std::move(spec));
+    if (!id) return make_error(id.error().kind, route_field(i, ": " + id.error().message));
+    cr.route = &t->router.route(*id);
+    if (t->routes.size() <= *id) t->routes.resize(*id + 1);
+    t->routes[*id] = std::move(cr);
   }
+  return t;
+}
+
+Status ServerImpl::reload(ServerOptions o) {
+  if (stopping) return make_error(ErrorKind::invalid_argument, "the server is stopping");
+  auto next = compile_table(std::move(o.clusters), std::move(o.routes), std::move(o.filters));
+  if (!next) return std::move(next).error();
+  (*next)->generation = generation++;
+  std::unique_ptr<RouteTable> old = std::move(table);
+  table = std::move(*next);
+  if (started) {
+    start_cluster_timers(*table);
+    start_clusters(*table);
+  }
+  stats.reloads.add();
+  old->retiring = true;
+  RouteTable* raw = old.get();
+  retiring.push_back(std::move(old));
+  if (raw->users == 0) retire(raw);
   return {};
+}
+
+bool RouteTable::idle() const noexcept {
+  if (users != 0 || closing != 0) return false;
+  for (const auto& cl : clusters)
+    for (const auto& ep : cl->endpoints)
+      if (ep->users != 0 || ep->idle.linked()) return false;
+  return true;
+}
+
+void ServerImpl::release_table(RouteTable* t) {
+  if (--t->users == 0 && t->retiring) retire(t);
+}
+
+// A replaced table's last request ended: close what it holds open. Each
+// close counts in open_handles too, so a stop waits for them.
+void ServerImpl::retire(RouteTable* t) {
+  if (t->retired) return;
+  t->retired = true;
+  stop_clusters(*t);
+  for (auto& cl : t->clusters) {
+    for (auto& ep : cl->endpoints) {
+      while (ep->idle.linked())
+        up_close(static_cast<UpConn*>(ep->idle.next->owner));
+    }
+    for (TimeoutList* l : {&cl->connect_timeouts, &cl->response_timeouts,
+                           &cl->between_bytes_timeouts, &cl->pool_timeouts, &cl->backoffs}) {
+      if (!l->open) continue;
+      ++t->closing;
+      ++open_handles;
+      l->user = t;
+      l->close([](uv_handle_t* h) {
+        auto* list = static_cast<TimeoutList*>(h->data);
+        auto* table = static_cast<RouteTable*>(list->user);
+        ServerImpl* s = table->server;
+        --table->closing;
+        --s->open_handles;
+        s->collect_retired();
+        s->maybe_stopped();
+      });
+    }
+  }
+  collect_retired();
+}
+
+void ServerImpl::collect_retired() {
+  for (std::size_t i = 0; i < retiring.size();) {
+    if (retiring[i]->retired && retiring[i]->idle()) {
+      retiring.erase(retiring.begin() + static_cast<std::ptrdiff_t>(i));
+    } else {
+      ++i;
+    }
+  }
 }
 
 namespace {
@@ -1726,6 +1869,7 @@ void ServerImpl::on_connection(int status) {
   Conn* c = new Conn(this);
   uv_tcp_init(loop, &c->tcp);
   c->tcp.data = c;
+  stats.connections_active.add();  // until conn_release_buffers
   if (uv_accept(reinterpret_cast<uv_stream_t*>(&listener),
                 reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
     c->handles = 1;
@@ -1737,7 +1881,7 @@ void ServerImpl::on_connection(int status) {
   c->handles = 1;
   open_handles += 1;
   conns.push_back(c->link);
-  ++stats.connections_accepted;
+  stats.connections_accepted.add();
   uv_tcp_nodelay(&c->tcp, 1);
   sockaddr_storage peer{};
   int len = sizeof peer;
@@ -1816,7 +1960,7 @@ void ServerImpl::stop(Duration drain, std::function<void()> done) {
       self->maybe_stopped();
     });
   }
-  stop_clusters();
+  stop_clusters(*table);
   // Idle downstream connections and pooled upstream ones close now; busy
   // ones close when their exchange ends, or at the drain deadline.
   for (Link* l = conns.next; l != &conns;) {
@@ -1825,7 +1969,7 @@ void ServerImpl::stop(Duration drain, std::function<void()> done) {
     if (c->state == ConnState::reading_head && (c->buf == nullptr || c->len == c->cursor))
       conn_close(c);
   }
-  for (auto& cl : clusters) {
+  for (auto& cl : table->clusters) {
     for (auto& ep : cl->endpoints) {
       while (ep->idle.linked())
         up_close(static_cast<UpConn*>(ep->idle.next->owner));
@@ -1874,10 +2018,26 @@ void ServerImpl::close_loop_handles() {
   idle_timeouts.close();
   header_timeouts.close();
   request_timeouts.close();
-  for (auto& cl : clusters) {
-    for (TimeoutList* l : {&cl->connect_timeouts, &cl->response_timeouts,
-                           &cl->between_bytes_timeouts, &cl->pool_timeouts, &cl->backoffs})
-      l->close();
+  auto close_timers = [](RouteTable& t) {
+    for (auto& cl : t.clusters) {
+      for (TimeoutList* l : {&cl->connect_timeouts, &cl->response_timeouts,
+                             &cl->between_bytes_timeouts, &cl->pool_timeouts, &cl->backoffs})
+        l->close();
+    }
+  };
+  close_timers(*table);
+  for (auto& t : retiring)
+    close_timers(*t);
+}
+
+void ServerImpl::start_cluster_timers(RouteTable& t) {
+  for (auto& cl : t.clusters) {
+    const ClusterOptions& o = cl->options;
+    cl->connect_timeouts.start(loop, to_ms(o.connect_timeout), on_up_timeout);
+    cl->response_timeouts.start(loop, to_ms(o.response_timeout), on_up_timeout);
+    cl->between_bytes_timeouts.start(loop, to_ms(o.idle_between_bytes_timeout), on_up_timeout);
+    cl->pool_timeouts.start(loop, to_ms(o.idle_timeout), on_up_timeout);
+    cl->backoffs.start(loop, 1, on_up_backoff);
   }
 }
 
@@ -1886,14 +2046,7 @@ void ServerImpl::start_loop_handles() {
   header_timeouts.start(loop, to_ms(options.header_timeout), on_conn_header_timeout);
   if (options.request_timeout > Duration::zero())
     request_timeouts.start(loop, to_ms(options.request_timeout), on_conn_request_timeout);
-  for (auto& cl : clusters) {
-    const ClusterOptions& o = cl->options;
-    cl->connect_timeouts.start(loop, to_ms(o.connect_timeout), on_up_timeout);
-    cl->response_timeouts.start(loop, to_ms(o.response_timeout), on_up_timeout);
-    cl->between_bytes_timeouts.start(loop, to_ms(o.idle_between_bytes_timeout), on_up_timeout);
-    cl->pool_timeouts.start(loop, to_ms(o.idle_timeout), on_up_timeout);
-    cl->backoffs.start(loop, 1, on_up_backoff);
-  }
+  start_cluster_timers(*table);
   uv_check_init(loop, &write_check);
   uv_idle_init(loop, &write_idle);
   write_check.data = write_idle.data = this;
@@ -1914,6 +2067,11 @@ Exchange* ServerImpl::take_exchange() {
 }
 
 void ServerImpl::give_back(Exchange* x) {
+  if (x->table != nullptr) {
+    RouteTable* t = x->table;
+    x->table = nullptr;
+    release_table(t);
+  }
   x->parser.reset();
   x->handler_body.clear();
   ++x->serial;  // outstanding ResumeHandles of the request go stale
@@ -1938,7 +2096,8 @@ Status Server::start() {
   auto st = impl_->start();
   if (st) {
     impl_->start_loop_handles();
-    impl_->start_clusters();
+    impl_->start_clusters(*impl_->table);
+    impl_->started = true;
   }
   return st;
 }
@@ -1948,8 +2107,48 @@ std::uint16_t Server::port() const noexcept {
 void Server::stop(Duration drain, std::function<void()> on_stopped) {
   impl_->stop(drain, std::move(on_stopped));
 }
-const ServerStats& Server::stats() const noexcept {
-  return impl_->stats;
+Status Server::reload(ServerOptions options) {
+  return impl_->reload(std::move(options));
+}
+std::uint64_t Server::generation() const noexcept {
+  return impl_->generation - 1;
+}
+
+ServerStats Server::stats() const noexcept {
+  const LiveStats& s = impl_->stats;
+  ServerStats out;
+  out.connections_accepted = s.connections_accepted.get();
+  out.connections_active = s.connections_active.get();
+  out.requests = s.requests.get();
+  out.upstream_connections_opened = s.upstream_connections_opened.get();
+  out.upstream_connections_reused = s.upstream_connections_reused.get();
+  out.reloads = s.reloads.get();
+  return out;
+}
+
+std::vector<EndpointStatus> Server::endpoint_status() const {
+  std::vector<EndpointStatus> out;
+  const TimePoint now = impl_->now();
+  for (const auto& cl : impl_->table->clusters) {
+    for (const auto& ep : cl->endpoints) {
+      if (ep->removed) continue;
+      EndpointStatus st;
+      st.cluster = cl->options.name;
+      st.endpoint = ep->label;
+      if (cl->balancer) {
+        if (auto bs = cl->balancer->stats(ep->ref)) {
+          st.healthy = bs->healthy;
+          st.ejected = bs->ejected;
+          st.active_requests = bs->in_flight;
+          st.ejections = bs->times_ejected;
+        }
+      }
+      if (ep->breaker) st.breaker = ep->breaker->state(now);
+      st.idle_connections = static_cast<std::uint32_t>(ep->idle_count);
+      out.push_back(std::move(st));
+    }
+  }
+  return out;
 }
 
 }  // namespace portico::proxy

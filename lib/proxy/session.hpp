@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include <atomic>
 #include <memory>
 #include <memory_resource>
 #include <optional>
@@ -29,7 +30,8 @@ using detail::HeadWriter;
 using detail::Link;
 using detail::TimeoutList;
 
-inline constexpr std::size_t kMaxPieces = 32;  // body pieces gathered into one writev
+inline constexpr std::size_t kMaxPieces = 32;         // body pieces gathered into one writev
+inline constexpr std::size_t kMaxMatchHeaders = 128;  // header fields route predicates see
 
 struct Cluster;
 struct UpConn;
@@ -51,8 +53,11 @@ struct EndpointState {
   std::uint32_t users = 0;  // exchanges and connections referring to it
 };
 
+struct RouteTable;
+
 struct Cluster {
   ServerImpl* server = nullptr;
+  RouteTable* table = nullptr;
   ClusterOptions options;
   std::optional<Balancer> balancer;
   std::vector<std::unique_ptr<EndpointState>> endpoints;  // current and draining
@@ -73,8 +78,34 @@ struct Cluster {
 
 struct CompiledRoute {
   const RouteOptions* options = nullptr;
-  Cluster* cluster = nullptr;    // null: the handler
-  std::vector<Filter*> filters;  // global, then the route's
+  Cluster* cluster = nullptr;      // null: the handler (or weighted clusters)
+  std::vector<Cluster*> weighted;  // RouteOptions::weighted_clusters, in order
+  const Route* route = nullptr;    // in the router: picks among `weighted`
+  std::vector<Filter*> filters;    // global, then the route's
+};
+
+// What a reload replaces: the routes, the clusters with their pools, health
+// checkers and resolvers, and the global filters. A request keeps the table
+// it started on until it ends, so a reload never changes a request midway;
+// a replaced table retires (its idle connections and timers close) once
+// its last request has ended, and is freed when all of that has closed.
+struct RouteTable {
+  ServerImpl* server = nullptr;
+  std::vector<ClusterOptions> cluster_options;
+  std::vector<RouteOptions> route_options;
+  std::vector<std::shared_ptr<Filter>> filter_options;
+  Router router;
+  std::vector<CompiledRoute> routes;  // by RouteId
+  std::vector<std::unique_ptr<Cluster>> clusters;
+  std::vector<Filter*> global_filters;
+  bool match_headers = false;  // a route has header predicates
+  std::uint64_t generation = 0;
+  std::uint32_t users = 0;    // exchanges that started on it
+  std::uint32_t closing = 0;  // handles closing while it retires
+  bool retiring = false;      // replaced, waiting for its last user
+  bool retired = false;       // its handles are closing
+
+  bool idle() const noexcept;  // nothing refers to it any more
 };
 
 // An IPv4 or IPv6 network (a trusted proxy).
@@ -83,17 +114,46 @@ struct Cidr {
   unsigned prefix = 0;
 };
 
+// A counter written by the loop thread and read by any (Workers::stats(),
+// a metrics scrape): relaxed atomics cost a plain load and store on the
+// writer's side.
+struct LiveCounter {
+  std::atomic<std::uint64_t> value{0};
+  void add(std::uint64_t n = 1) noexcept {
+    value.store(value.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  void sub(std::uint64_t n = 1) noexcept {
+    value.store(value.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+  }
+  std::uint64_t get() const noexcept { return value.load(std::memory_order_relaxed); }
+};
+
+struct LiveStats {
+  LiveCounter connections_accepted, connections_active, requests;
+  LiveCounter upstream_connections_opened, upstream_connections_reused, reloads;
+};
+
 class ServerImpl {
  public:
   ServerImpl(uv_loop_t* loop, ServerOptions options);
   ~ServerImpl();
 
   Status compile();
-  Status compile_clusters();
+  Result<std::unique_ptr<RouteTable>> compile_table(std::vector<ClusterOptions> clusters,
+                                                    std::vector<RouteOptions> routes,
+                                                    std::vector<std::shared_ptr<Filter>> filters);
+  Status compile_clusters(RouteTable& t);
   Status start();
-  void start_clusters();
+  void start_clusters(RouteTable& t);
+  void start_cluster_timers(RouteTable& t);
   void stop(Duration drain, std::function<void()> on_stopped);
-  void stop_clusters();
+  void stop_clusters(RouteTable& t);
+  Status reload(ServerOptions options);
+  // Reload bookkeeping: a request ends on its table; a replaced table whose
+  // last request ended starts closing; a closed one is freed.
+  void release_table(RouteTable* t);
+  void retire(RouteTable* t);
+  void collect_retired();
 
   // Connection bookkeeping.
   void on_connection(int status);
@@ -105,11 +165,11 @@ class ServerImpl {
 
   uv_loop_t* loop;
   ServerOptions options;
-  Router router;
-  std::vector<CompiledRoute> routes;  // by RouteId
-  std::vector<std::unique_ptr<Cluster>> clusters;
+  std::unique_ptr<RouteTable> table;                  // where new requests go
+  std::vector<std::unique_ptr<RouteTable>> retiring;  // replaced, still in use or closing
+  std::uint64_t generation = 1;
+  bool started = false;
   std::vector<Cidr> trusted;
-  std::vector<Filter*> global_filters;
   BufferPool pool;
   uv_tcp_t listener{};
   bool listener_open = false;
@@ -126,8 +186,9 @@ class ServerImpl {
   Link conns;                    // every downstream connection
   std::size_t open_handles = 0;  // handles not yet closed (connections, checkers, resolvers)
   std::uint16_t bound_port = 0;
-  ServerStats stats;
+  LiveStats stats;
   std::uint64_t next_request_id = 1;
+  std::uint64_t pick_state = 0x853c49e6748fea9bull;  // weighted cluster picks
   std::vector<Exchange*> free_exchanges;
 
   // Writes the socket took whole at once, whose callbacks are still to run
@@ -261,11 +322,12 @@ struct Exchange {
   std::string_view query;
   Match match;
   std::span<Filter* const> chain;
-  std::vector<void*> slots;  // per-filter state
+  std::vector<void*> slots;     // per-filter state
+  RouteTable* table = nullptr;  // the routes the request started on
   void* shared_state = nullptr;
-  std::size_t filter = 0;    // the next filter of the phase (counting down in response phases)
-  std::size_t current = 0;   // the filter running, for its state slot
-  std::size_t entered = 0;   // filters whose on_request_headers ran
+  std::size_t filter = 0;   // the next filter of the phase (counting down in response phases)
+  std::size_t current = 0;  // the filter running, for its state slot
+  std::size_t entered = 0;  // filters whose on_request_headers ran
   Phase phase = Phase::none;
   bool paused = false;
   bool buffer_request = false;
@@ -328,6 +390,7 @@ struct Conn final : http::BodySink, Reply {
 
   // The request in progress.
   const CompiledRoute* route = nullptr;
+  Cluster* cluster = nullptr;  // the route's, or the one picked among its weighted clusters
   UpConn* up = nullptr;
   bool is_head_request = false;
   bool request_done = false;  // the whole request reached the upstream (or the handler)

@@ -3,14 +3,18 @@
 //
 // Everything that can fail (validation, binding, loop and handle setup,
 // thread creation) happens on the caller's thread before start() returns;
-// a worker thread only runs its loop. The one cross-thread entry is each
-// worker's uv_async_t, which asks its loop to stop its Server.
+// a worker thread only runs its loop. The cross-thread entries are each
+// worker's two uv_async_t: one asks its loop to stop its Server, the other
+// to run a task on it (a reload, a look at its clusters) while the caller
+// waits.
 #include "portico/workers.hpp"
 
 #include <uv.h>
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <system_error>
@@ -31,13 +35,50 @@ struct Worker {
   bool stop_request_open = false;
   std::atomic<Duration::rep> drain{0};  // written by the stopping thread, read by the loop
   std::thread thread;
+  unsigned index = 0;
+  // A task for the loop (run_on_each): guarded by `tasks->mutex`.
+  uv_async_t task_request{};
+  bool task_request_open = false;
+  struct TaskBoard* tasks = nullptr;
+  const std::function<void(unsigned, Server&)>* task = nullptr;
 };
+
+// Where run_on_each waits for the workers' loops to run its task.
+struct TaskBoard {
+  std::mutex mutex;
+  std::condition_variable done;
+  unsigned pending = 0;
+};
+
+void finish_task(Worker* w) {
+  std::lock_guard<std::mutex> lock(w->tasks->mutex);
+  if (w->task == nullptr) return;
+  w->task = nullptr;
+  if (--w->tasks->pending == 0) w->tasks->done.notify_all();
+}
+
+void on_task_request(uv_async_t* a) {
+  auto* w = static_cast<Worker*>(a->data);
+  const std::function<void(unsigned, Server&)>* task = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(w->tasks->mutex);
+    task = w->task;
+  }
+  if (task == nullptr) return;
+  (*task)(w->index, *w->server);
+  finish_task(w);
+}
 
 // On the worker's loop: the Server stops, then the async handle closes, which
 // leaves the loop with no handles, so uv_run returns.
 void stop_server(Worker* w) {
   w->server->stop(Duration(w->drain.load()), [w] {
     if (w->stop_request_open) uv_close(reinterpret_cast<uv_handle_t*>(&w->stop_request), nullptr);
+    if (w->task_request_open) {
+      w->task_request_open = false;
+      uv_close(reinterpret_cast<uv_handle_t*>(&w->task_request), nullptr);
+      finish_task(w);  // a task that arrived too late is not run
+    }
   });
 }
 
@@ -79,8 +120,9 @@ class WorkersImpl {
   std::vector<std::unique_ptr<Worker>> workers;
   std::vector<std::thread::id> thread_ids;  // fixed once start() returns
   std::uint16_t port = 0;
-  mutable std::mutex mutex;  // serialises stop() and guards `stopped`
+  mutable std::mutex mutex;  // serialises stop() and run_on_each(), guards `stopped`
   bool stopped = false;
+  TaskBoard tasks;
 };
 
 Status WorkersImpl::add_worker(const ServerOptions& options) {
@@ -96,6 +138,12 @@ Status WorkersImpl::add_worker(const ServerOptions& options) {
     return uv_failure("uv_async_init", rc);
   w.stop_request.data = &w;
   w.stop_request_open = true;
+  if (int rc = uv_async_init(&w.loop, &w.task_request, on_task_request); rc != 0)
+    return uv_failure("uv_async_init", rc);
+  w.task_request.data = &w;
+  w.task_request_open = true;
+  w.tasks = &tasks;
+  w.index = static_cast<unsigned>(workers.size() - 1);
   return {};
 }
 
@@ -168,19 +216,48 @@ void Workers::stop(Duration drain) {
 
 ServerStats Workers::stats() const {
   ServerStats sum;
-  // A running worker means the sum is not ready; waiting for the lock here
-  // could wait for a stop() that is joining this very thread.
-  if (impl_->on_worker_thread()) return sum;
-  std::lock_guard<std::mutex> lock(impl_->mutex);
-  if (!impl_->stopped) return sum;
   for (const auto& w : impl_->workers) {
-    const ServerStats& s = w->server->stats();
+    const ServerStats s = w->server->stats();
     sum.connections_accepted += s.connections_accepted;
+    sum.connections_active += s.connections_active;
     sum.requests += s.requests;
     sum.upstream_connections_opened += s.upstream_connections_opened;
     sum.upstream_connections_reused += s.upstream_connections_reused;
+    sum.reloads = std::max(sum.reloads, s.reloads);
   }
   return sum;
+}
+
+Status Workers::run_on_each(const std::function<void(unsigned index, Server& server)>& task) {
+  if (impl_->on_worker_thread())
+    return make_error(ErrorKind::invalid_argument,
+                      "run_on_each cannot be called from a worker's thread");
+  std::lock_guard<std::mutex> serial(impl_->mutex);
+  if (impl_->stopped) return make_error(ErrorKind::invalid_argument, "the workers are stopped");
+  TaskBoard& board = impl_->tasks;
+  std::unique_lock<std::mutex> lock(board.mutex);
+  for (auto& w : impl_->workers) {
+    w->task = &task;
+    ++board.pending;
+    uv_async_send(&w->task_request);
+  }
+  board.done.wait(lock, [&] { return board.pending == 0; });
+  return {};
+}
+
+Status Workers::reload(ServerOptions options) {
+  std::mutex errors_mutex;
+  Status first{};
+  auto st = run_on_each([&](unsigned index, Server& server) {
+    if (auto r = server.reload(options); !r) {
+      std::lock_guard<std::mutex> lock(errors_mutex);
+      if (first)
+        first = make_error(r.error().kind,
+                           "worker " + std::to_string(index) + ": " + r.error().message);
+    }
+  });
+  if (!st) return st;
+  return first;
 }
 
 }  // namespace portico::proxy

@@ -46,7 +46,8 @@ class Gateway {
   std::uint16_t port() const { return server_->port(); }
   // The loop the server runs on: filters use it for their asynchronous work.
   uv_loop_t* loop() { return &loop_; }
-  const proxy::ServerStats& stats() const { return server_->stats(); }
+  proxy::ServerStats stats() const { return server_->stats(); }
+  proxy::Server& server() { return *server_; }
 
  private:
   uv_loop_t loop_;
