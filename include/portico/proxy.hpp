@@ -164,8 +164,10 @@ struct ServerOptions {
   // Binds the listener with SO_REUSEPORT, so that several servers (one per
   // worker thread) can share a port and the kernel spreads connections.
   bool reuse_port = false;
-  // Set by Workers (workers.hpp) to each worker's index; filters read it
-  // through RequestContext::worker_index().
+  // Filters read it through RequestContext::worker_index() to keep one
+  // structure per thread. Workers (workers.hpp) numbers its workers from
+  // this value up, so several Workers can share filters without sharing
+  // indexes.
   unsigned worker_index = 0;
   std::vector<ClusterOptions> clusters;
   std::vector<RouteOptions> routes;

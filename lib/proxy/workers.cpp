@@ -189,8 +189,9 @@ Result<std::unique_ptr<Workers>> Workers::start(ServerOptions options, unsigned 
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   options.reuse_port = true;
   auto impl = std::make_unique<WorkersImpl>();
+  const unsigned first_index = options.worker_index;
   for (unsigned i = 0; i < threads; ++i) {
-    options.worker_index = i;
+    options.worker_index = first_index + i;
     if (auto st = impl->add_worker(options); !st) {
       if (i == 0) return std::move(st).error();
       return make_error(st.error().kind, "worker " + std::to_string(i) + " of " +
