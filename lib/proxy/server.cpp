@@ -385,8 +385,14 @@ void conn_write_local(Conn* c) {
     w << h.name << ": " << h.value << "\r\n";
   }
   x->response_edits.write(w);
-  w << "content-length: ";
-  w.number(x->local_body.size()) << "\r\n";
+  // 1xx, 204 and 304 have no body and may not announce one (RFC 9110 8.6).
+  const bool bodiless = status < 200 || status == 204 || status == 304;
+  if (bodiless) {
+    x->local_body.clear();
+  } else {
+    w << "content-length: ";
+    w.number(x->local_body.size()) << "\r\n";
+  }
   if (!c->keep_alive || c->close_after_response) w << "connection: close\r\n";
   w << "\r\n";
   if (w.overflow()) {
@@ -556,7 +562,10 @@ void conn_forward_body(Conn* c, std::size_t head_pieces) {
     conn_flush_overflow(c);
     done = p.state == http::ParseState::complete;
   }
-  if (c->request_framing == http::Framing::none) done = true;
+  // No body, or an empty one: there is nothing to wait for.
+  if (c->request_framing == http::Framing::none ||
+      (c->request_framing == http::Framing::content_length && x->parser.head().content_length == 0))
+    done = true;
   if (c->x->body_seen > c->route->options->max_body_bytes) {
     conn_respond_error(c, 413, "the request body is larger than this route allows");
     return;

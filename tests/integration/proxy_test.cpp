@@ -281,6 +281,50 @@ TEST_CASE("proxy: upstream failures map to 502, 503 and 504") {
   r = roundtrip(gw.port(), "GET /hangup HTTP/1.1\r\nHost: a\r\n\r\n");
   CHECK(status_of(r) == 502);
   CHECK(r.find("closed the connection") != std::string::npos);
+  // An empty body is a complete request too: the error is answered at once.
+  r = roundtrip(gw.port(), "POST /empty HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+  CHECK(status_of(r) == 503);
+}
+
+TEST_CASE("an empty POST body reaches the upstream, streamed or buffered for retries") {
+  Upstream up([](const std::string& req) {
+    return ok_response(req.find("content-length: 0") != std::string::npos ||
+                               req.find("Content-Length: 0") != std::string::npos
+                           ? "empty"
+                           : "other");
+  });
+  proxy::ServerOptions o;
+  auto streamed = cluster_of("streamed", {up.port()});
+  streamed.retry.max_retries = 0;
+  o.clusters.push_back(streamed);
+  o.clusters.push_back(cluster_of("buffered", {up.port()}));
+  o.routes.push_back(cluster_route("/streamed", "streamed"));
+  o.routes.push_back(cluster_route("/buffered", "buffered"));
+  Gateway gw(o);
+  const int fd = connect_to(gw.port());
+  REQUIRE(fd >= 0);
+  for (const char* path : {"/streamed", "/buffered", "/streamed"}) {
+    INFO(path);
+    REQUIRE(send_all(
+        fd, std::string("POST ") + path + " HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"));
+    const std::string r = read_until(fd, [](const std::string& s) { return has_responses(s, 1); });
+    CHECK(status_of(r) == 200);
+    CHECK(r.find("\r\n\r\nempty") != std::string::npos);
+  }
+  ::close(fd);
+}
+
+TEST_CASE("a local 204 carries no Content-Length") {
+  proxy::ServerOptions o;
+  o.routes.push_back(
+      handler_route("/none", [](const http::RequestHead&, std::string_view, proxy::Reply& reply) {
+        reply.send(204, {}, "ignored");
+      }));
+  Gateway gw(o);
+  const std::string r = roundtrip(gw.port(), "GET /none HTTP/1.1\r\nHost: a\r\n\r\n");
+  CHECK(status_of(r) == 204);
+  CHECK(r.find("content-length") == std::string::npos);
+  CHECK(r.find("ignored") == std::string::npos);
 }
 
 TEST_CASE("a client that sends half a head gets 408 after the header timeout") {
