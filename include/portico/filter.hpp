@@ -46,6 +46,8 @@
 #include "portico/export.hpp"
 #include "portico/http.hpp"
 
+typedef struct uv_loop_s uv_loop_t;  // <uv.h>
+
 namespace portico::proxy {
 
 enum class FilterStatus : std::uint8_t { next, respond, pause };
@@ -83,7 +85,7 @@ struct RequestOutcomeInfo {
   Duration duration{};           // from the head's arrival to the end
   std::string_view upstream;     // "10.0.0.2:8080", empty when none was used
   std::string_view cluster;      // the cluster of the last attempt, empty when none
-  Duration upstream_duration{};  // the last attempt, from its start to its end (ms resolution)
+  Duration upstream_duration{};  // the last attempt, from its start to its end
   std::string_view error;        // the cause of a proxy error, else empty
   std::uint32_t attempts = 0;    // upstream attempts (retries included)
   bool client_aborted = false;   // the connection closed before the end
@@ -155,6 +157,9 @@ class PORTICO_API RequestContext {
   // The index of the worker (workers.hpp) serving the request, 0 for a
   // Server of its own: for filters that keep one structure per thread.
   unsigned worker_index() const noexcept;
+  // The loop the request runs on: where a paused filter's asynchronous
+  // work must resume it (uv_async_t, a timer).
+  uv_loop_t* loop() const noexcept;
 
   // --- on_log
   const RequestOutcomeInfo& outcome() const noexcept;

@@ -70,7 +70,7 @@ struct RequestHead {
   bool upgrade = false;              // Connection: upgrade with an Upgrade header
 
   // The first header named `name` (case-insensitive), or empty.
-  std::string_view header(std::string_view name) const noexcept;
+  PORTICO_API std::string_view header(std::string_view name) const noexcept;
 };
 
 struct ResponseHead {
@@ -82,7 +82,7 @@ struct ResponseHead {
   std::uint64_t content_length = 0;
   bool keep_alive = true;
 
-  std::string_view header(std::string_view name) const noexcept;
+  PORTICO_API std::string_view header(std::string_view name) const noexcept;
 };
 
 struct Limits {

@@ -428,6 +428,7 @@ void cluster_attempt_start(Conn* c, EndpointState* ep) {
   if (x->is_retry) ++cl->active_retries;
   if (cl->balancer && !ep->removed) cl->balancer->on_request_start(ep->ref);
   x->attempt_start = cl->server->now();
+  x->attempt_start_ns = uv_hrtime();
   x->outcome.upstream = ep->label;
   x->outcome.cluster = cl->options.name;
 }
@@ -438,7 +439,7 @@ void cluster_attempt_end(Conn* c, RequestOutcome outcome) {
   EndpointState* ep = x->endpoint;
   Cluster* cl = ep->cluster;
   const TimePoint now = cl->server->now();
-  x->outcome.upstream_duration = now - x->attempt_start;
+  x->outcome.upstream_duration = Duration(uv_hrtime() - x->attempt_start_ns);
   if (cl->balancer && !ep->removed)
     cl->balancer->on_request_end(ep->ref, now - x->attempt_start, outcome, now);
   if (x->permit && ep->breaker) {

@@ -405,6 +405,9 @@ void* RequestContext::shared_state() const noexcept {
 void RequestContext::set_shared_state(void* state) noexcept {
   x_->shared_state = state;
 }
+uv_loop_t* RequestContext::loop() const noexcept {
+  return x_->conn != nullptr ? x_->conn->server->loop : nullptr;
+}
 unsigned RequestContext::worker_index() const noexcept {
   return x_->conn != nullptr ? x_->conn->server->options.worker_index : 0;
 }

@@ -360,6 +360,7 @@ struct Exchange {
   EndpointState* endpoint = nullptr;
   std::optional<BreakerPermit> permit;
   TimePoint attempt_start{};
+  std::uint64_t attempt_start_ns = 0;  // uv_hrtime(), for the outcome's upstream duration
   std::uint32_t attempts = 0;
   const EndpointState* last_endpoint = nullptr;  // compared only: avoided by a retry
   Duration retry_after{};                        // from open breakers, for a 503's Retry-After

@@ -1,0 +1,36 @@
+// IPv4 and IPv6 networks in CIDR notation, parsed strictly, and matching of
+// client addresses against them (ip-restriction).
+//
+// Strict: an address inet_pton accepts (dotted-quad IPv4 without leading
+// zeros, or IPv6 text; no zone id, no spaces), an optional "/" and a prefix
+// length in decimal without leading zeros, within the family's width, and
+// no bit set after the prefix ("10.0.0.1/8" is refused rather than silently
+// read as 10.0.0.0/8, since it is usually a typo for /32 or another prefix).
+// IPv4-mapped IPv6 ("::ffff:10.0.0.0/104", a client "::ffff:10.1.2.3") are
+// treated as the IPv4 ones they carry, so one rule covers both socket kinds.
+#pragma once
+
+#include <array>
+#include <optional>
+#include <string_view>
+
+#include "portico/result.hpp"
+
+namespace portico::detail {
+
+struct IpAddress {
+  std::array<unsigned char, 16> bytes{};  // IPv4: the first 4
+  bool v4 = false;
+};
+
+struct IpNetwork {
+  IpAddress base;
+  unsigned prefix = 0;  // 0..32 or 0..128
+};
+
+// The error message quotes `text` and says what is wrong with it.
+Result<IpNetwork> parse_ip_network(std::string_view text);
+std::optional<IpAddress> parse_ip_address(std::string_view text) noexcept;
+bool network_contains(const IpNetwork& network, const IpAddress& address) noexcept;
+
+}  // namespace portico::detail

@@ -1,0 +1,38 @@
+// From a validated configuration model to what the proxy runs: clusters,
+// routes with their filter chains, and every plugin instance built once.
+//
+// Plugin chains follow docs/config.md: for each plugin name the most
+// specific entry wins (consumer on the route, consumer, route, service,
+// global); a disabled entry switches the name off at its scope; the chain
+// runs the route's `plugin_order` first, then the rest by default priority.
+// Entries attached to consumers take effect once a consumer is known, so
+// they apply to plugins that run after authentication (see
+// ConsumerDispatch in assemble.cpp).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../config/gateway_config.hpp"
+#include "../filters/registry.hpp"
+#include "portico/proxy.hpp"
+
+namespace portico::detail {
+
+struct AssembledConfig {
+  std::vector<proxy::ClusterOptions> clusters;
+  std::vector<proxy::RouteOptions> routes;
+  std::shared_ptr<const filters::Consumers> consumers;
+  std::vector<std::string> route_names;    // configured routes, in order
+  std::vector<std::string> service_names;  // configured services, in order
+};
+
+// Builds every plugin entry of `config` (with `env`, whose consumers field
+// is filled in here) and the proxy's clusters and routes. Problems go to
+// `problems` at their JSON paths; the result is usable only when there
+// are none.
+AssembledConfig assemble_gateway(const GatewayConfig& config, PluginEnv env,
+                                 ConfigProblems& problems);
+
+}  // namespace portico::detail
