@@ -5,6 +5,7 @@
 
 #include <uv.h>
 
+#include <functional>
 #include <memory>
 #include <span>
 #include <string_view>
@@ -12,6 +13,7 @@
 #include "../config/json_reader.hpp"
 #include "portico/filter.hpp"
 #include "portico/filters/consumers.hpp"
+#include "portico/metrics.hpp"
 
 namespace portico::detail {
 
@@ -23,6 +25,9 @@ struct PluginEnv {
   // JWKS). Null when checking a config without running it: then nothing
   // may be started.
   uv_loop_t* control_loop = nullptr;
+  // The counter a policy increments when it refuses a request for a limit
+  // (portico_rate_limit_rejections_total{scope}); empty: no metrics.
+  std::function<metrics::Counter(std::string_view scope)> rejection_counter;
 };
 
 struct PluginFactory {

@@ -157,11 +157,15 @@ class GatewayImpl : public detail::AdminBackend {
   detail::PluginEnv env() {
     detail::PluginEnv e;
     e.control_loop = control.loop();
+    if (registry)
+      e.rejection_counter = [this](std::string_view scope) {
+        return gateway_metrics.rate_limit_counter(scope);
+      };
     return e;
   }
 
   proxy::ServerOptions server_options(const Generation& g, std::size_t listener) const;
-  Status start_observability();
+  Status start_observability(const detail::AccessLogConfig& log);
   Status start_admin();
   Status start_listeners();
   void collect();
@@ -242,13 +246,12 @@ void GatewayImpl::collect() {
   gateway_metrics.set_endpoints(endpoints);
 }
 
-Status GatewayImpl::start_observability() {
+Status GatewayImpl::start_observability(const detail::AccessLogConfig& log) {
   registry = std::make_unique<metrics::Registry>(total_workers);
   auto gm = detail::GatewayMetrics::register_in(*registry);
   if (!gm) return std::move(gm).error();
   gateway_metrics = std::move(*gm);
   registry->add_collector([this] { collect(); });
-  const auto& log = current->config.access_log;
   if (log.enabled) {
     detail::AccessLogOptions o;
     o.path = log.path;
@@ -390,17 +393,28 @@ Gateway::~Gateway() {
 Result<std::unique_ptr<Gateway>> Gateway::start(std::string_view document, GatewayOptions options) {
   auto impl = std::make_unique<GatewayImpl>();
   impl->options = std::move(options);
+  // The metrics (which the policies count into) need the worker count and
+  // the access log's place first: read the document once for them.
   ConfigProblems problems;
-  const detail::PluginEnv e = impl->env();
-  impl->current = load(document, &e, problems);
-  if (!impl->current) {
+  auto doc = detail::parse_json_document(document);
+  if (!doc) {
+    impl->control.stop([] {});
+    return make_error(ErrorKind::invalid_argument, doc.error().message);
+  }
+  const detail::GatewayConfig first = detail::read_gateway_config(*doc, problems);
+  if (!problems.empty()) {
     impl->control.stop([] {});
     return problems_error(problems);
   }
   impl->total_workers = 0;
-  for (const auto& l : impl->current->config.listeners)
+  for (const auto& l : first.listeners)
     impl->total_workers += worker_count(l);
-  Status st = impl->start_observability();
+  Status st = impl->start_observability(first.access_log);
+  const detail::PluginEnv e = impl->env();
+  if (st) {
+    impl->current = load(document, &e, problems);
+    if (!impl->current) st = problems_error(problems);
+  }
   if (st) st = attach_observe(*impl->current, impl->gateway_metrics, impl->access_log);
   if (st) st = impl->start_listeners();
   if (st) st = impl->start_admin();

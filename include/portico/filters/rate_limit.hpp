@@ -57,6 +57,7 @@
 #include "portico/export.hpp"
 #include "portico/filter.hpp"
 #include "portico/filters/consumers.hpp"
+#include "portico/metrics.hpp"
 #include "portico/result.hpp"
 
 namespace portico::filters {
@@ -81,6 +82,9 @@ struct RateLimitOptions {
   std::size_t max_plans = 64;
   // Send the X-RateLimit-* and RateLimit fields.
   bool headers = true;
+  // Counts refusals (metrics.hpp), on the refusing worker's shard; a null
+  // handle counts nothing.
+  metrics::Counter rejections;
 };
 
 // Fails with invalid_argument naming the field: no window and no quota, a

@@ -51,6 +51,12 @@ std::shared_ptr<proxy::Filter> build_rate_limit(JsonObject& config, const Plugin
       return consumers->plan(name);
     };
   }
+  if (env.rejection_counter) {
+    // The plugin entry's path ("routes[2].plugins[1]") names the scope.
+    std::string scope = config.path();
+    if (scope.ends_with(".config")) scope.resize(scope.size() - 7);
+    o.rejections = env.rejection_counter(scope);
+  }
   config.finish();
   // Plans' limits replace these defaults, but requests without a plan
   // (anonymous ones, for a start) must not go unlimited by omission.

@@ -234,6 +234,7 @@ class RateLimitFilter final : public proxy::Filter {
     // At least a second: a client told "0" would retry at once.
     const std::int64_t wait = std::max<std::int64_t>(1, ceil_seconds(d.retry_after));
     const http::Header retry_after[] = {{"Retry-After", format(buf, wait)}};
+    options_.rejections.inc(ctx.worker_index());
     detail::respond_error(ctx, 429, "rate limit exceeded", retry_after);
     return FilterStatus::respond;
   }
