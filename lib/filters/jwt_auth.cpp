@@ -272,11 +272,6 @@ class JwtAuth final : public proxy::Filter, public detail::KeyWaitTarget {
     return verifier_->verify(token, now);
   }
 
-  uv_loop_t* worker_loop(const proxy::RequestContext& ctx) const noexcept {
-    const unsigned worker = ctx.worker_index();
-    return worker < options_.worker_loops.size() ? options_.worker_loops[worker] : nullptr;
-  }
-
   // Finds the one token of the request; a refusal when there is not
   // exactly one.
   std::optional<Refusal> find_token(proxy::RequestContext& ctx, std::string_view& token,
@@ -353,7 +348,7 @@ class JwtAuth final : public proxy::Filter, public detail::KeyWaitTarget {
       if (v.reason() == jwt::Reason::unknown_kid && may_wait && source_ != nullptr &&
           source_->request_refetch(std::chrono::steady_clock::now()) ==
               detail::JwksSource::Refetch::running) {
-        uv_loop_t* loop = worker_loop(ctx);
+        uv_loop_t* loop = ctx.loop();
         if (loop != nullptr) {
           if (source_->wait(loop, ctx.pause_handle(), this)) return Step::wait;
           return authenticate(ctx, false, out);  // the fetch ended meanwhile

@@ -85,9 +85,8 @@ std::vector<filters::JwtClaimHeader> read_claim_headers(JsonObject& config,
   }
   for (const auto& [claim, header] : v->get<picojson::object>()) {
     if (!header.is<std::string>()) {
-      config.problems().add(
-          json_path_join(config.field_path("claims_to_headers"), claim),
-          fmt::format("expected a header name, found {}", json_type_name(header)));
+      add_member_problem(config.problems(), config.field_path("claims_to_headers"), claim,
+                         fmt::format("expected a header name, found {}", json_type_name(header)));
       continue;
     }
     out.push_back({claim, header.get<std::string>()});

@@ -5,6 +5,7 @@
 #include "../common/ascii.hpp"
 #include "credentials.hpp"
 #include "error_response.hpp"
+#include "portico/filters/request_state.hpp"
 
 namespace portico::filters {
 
@@ -24,7 +25,12 @@ class KeyAuth final : public proxy::Filter {
   std::string_view name() const noexcept override { return "key-auth"; }
 
   proxy::FilterStatus on_request_headers(proxy::RequestContext& ctx) override {
-    detail::remove_identity_headers(ctx, identity_);
+    // A consumer resolved by an earlier authentication policy (which removed
+    // the client's identity headers and set its own) stands unless a key
+    // names another one.
+    const RequestState* state = find_request_state(ctx);
+    const bool identified = state != nullptr && !state->consumer.empty();
+    if (!identified) detail::remove_identity_headers(ctx, identity_);
     std::size_t found = 0;
     std::string_view key;
     bool in_query = false;
@@ -50,6 +56,7 @@ class KeyAuth final : public proxy::Filter {
     }
     if (found > 1) return refuse(ctx, "more than one API key was sent");
     if (found == 0) {
+      if (identified) return proxy::FilterStatus::next;
       if (anonymous_ == nullptr) return refuse(ctx, "no API key was sent");
       detail::set_consumer(ctx, *anonymous_, "key-auth", true, identity_);
       return proxy::FilterStatus::next;

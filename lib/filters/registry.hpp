@@ -28,6 +28,12 @@ struct PluginEnv {
   // The counter a policy increments when it refuses a request for a limit
   // (portico_rate_limit_rejections_total{scope}); empty: no metrics.
   std::function<metrics::Counter(std::string_view scope)> rejection_counter;
+  // Runs a task on the control loop's thread (at once when called there).
+  // The gateway destroys every plugin through it, so that a plugin with
+  // handles on the control loop (a JWKS fetcher) is freed on that thread,
+  // whichever worker drops the last reference. Empty: plugins are freed
+  // where they are released.
+  std::function<void(std::function<void()>)> post_to_control;
 };
 
 struct PluginFactory {

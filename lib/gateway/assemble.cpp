@@ -122,7 +122,17 @@ void build_entry(const PluginEntry& e, const PluginEnv& env, BuiltPlugins& built
   if (!e.enabled || e.config == nullptr) return;
   JsonObject config(*e.config, e.config_path, problems);
   if (!config.valid()) return;
-  if (auto filter = factory->build(config, env)) built.instances[&e] = std::move(filter);
+  auto filter = factory->build(config, env);
+  if (!filter) return;
+  if (env.post_to_control) {
+    // The last reference may go on a worker thread (a retired route table):
+    // the filter itself is released on the control thread.
+    auto* held = new std::shared_ptr<proxy::Filter>(std::move(filter));
+    filter = std::shared_ptr<proxy::Filter>(
+        held->get(),
+        [post = env.post_to_control, held](proxy::Filter*) { post([held] { delete held; }); });
+  }
+  built.instances[&e] = std::move(filter);
 }
 
 // Every entry applying to one route, by plugin name.

@@ -36,6 +36,10 @@ void ControlLoop::drain_posted() {
 }
 
 void ControlLoop::post(std::function<void()> task) {
+  if (on_loop_thread()) {
+    task();
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_) return;

@@ -27,7 +27,8 @@ class ControlLoop {
   // Runs `task` on the loop thread and returns when it has run (at once
   // when called on the loop thread). After stop() the task runs nowhere.
   void run(const std::function<void()>& task);
-  // Runs `task` on the loop thread some time later; safe from any thread.
+  // Runs `task` on the loop thread: some time later from another thread
+  // (dropped once stop() began), at once on the loop thread.
   void post(std::function<void()> task);
   // Runs `closer` on the loop thread to close the handles the loop still
   // has, then joins the thread once the loop has none left.

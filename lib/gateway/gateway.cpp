@@ -138,6 +138,7 @@ class GatewayImpl : public detail::AdminBackend {
   detail::ControlLoop control;
   std::shared_ptr<Generation> current;
   std::vector<std::unique_ptr<proxy::Workers>> listeners;
+  std::mutex listeners_mutex;  // the admin thread reads them while stop() clears them
   std::uint64_t next_generation = 1;
   std::atomic<std::uint64_t> generation{0};
   bool stopped = false;
@@ -157,6 +158,7 @@ class GatewayImpl : public detail::AdminBackend {
   detail::PluginEnv env() {
     detail::PluginEnv e;
     e.control_loop = control.loop();
+    e.post_to_control = [this](std::function<void()> task) { control.post(std::move(task)); };
     if (registry)
       e.rejection_counter = [this](std::string_view scope) {
         return gateway_metrics.rate_limit_counter(scope);
@@ -185,6 +187,7 @@ std::string GatewayImpl::status_json() {
   st.version = "0.1.0";
   st.uptime = std::chrono::steady_clock::now() - started_at;
   st.workers = total_workers;
+  std::lock_guard<std::mutex> listeners_lock(listeners_mutex);
   for (const auto& l : listeners) {
     const proxy::ServerStats s = l->stats();
     st.connections_active += s.connections_active;
@@ -232,6 +235,7 @@ void GatewayImpl::collect() {
   proxy::ServerStats sum;
   std::vector<proxy::EndpointStatus> endpoints;
   std::mutex m;
+  std::lock_guard<std::mutex> listeners_lock(listeners_mutex);
   for (const auto& l : listeners) {
     const proxy::ServerStats s = l->stats();
     sum.connections_active += s.connections_active;
@@ -287,6 +291,8 @@ Status GatewayImpl::start_admin() {
 }
 
 void GatewayImpl::close_on_control() {
+  // The policies go here, on their loop's thread (see PluginEnv).
+  current.reset();
   if (admin) admin->stop(Duration::zero());
   if (log_timer_open) {
     log_timer_open = false;
@@ -372,6 +378,8 @@ Result<ReloadResult> GatewayImpl::reload_on_control(std::string_view text,
   }
   if (auto st = attach_observe(*next, gateway_metrics, access_log); !st) return st.error();
   next->id = next_generation++;
+  std::lock_guard<std::mutex> listeners_lock(listeners_mutex);
+  if (listeners.empty()) return make_error(ErrorKind::invalid_argument, "the gateway is stopped");
   for (std::size_t i = 0; i < listeners.size(); ++i) {
     if (auto st = listeners[i]->reload(server_options(*next, i)); !st)
       return make_error(st.error().kind,
@@ -421,6 +429,7 @@ Result<std::unique_ptr<Gateway>> Gateway::start(std::string_view document, Gatew
   if (!st) {
     for (auto& l : impl->listeners)
       l->stop(Duration::zero());
+    impl->listeners.clear();
     GatewayImpl* raw = impl.get();
     impl->control.stop([raw] { raw->close_on_control(); });
     return std::move(st).error();
@@ -472,12 +481,16 @@ void Gateway::stop(Duration drain) {
   impl_->stopped = true;
   for (auto& l : impl_->listeners)
     l->stop(drain);
+  // The workers' route tables release their policies now, while the control
+  // loop still runs the releases they post.
+  {
+    std::lock_guard<std::mutex> listeners_lock(impl_->listeners_mutex);
+    impl_->listeners.clear();
+  }
   GatewayImpl* raw = impl_.get();
   impl_->control.stop([raw] { raw->close_on_control(); });
   impl_->admin.reset();
   if (impl_->access_log) impl_->access_log->flush();
-  // The policies' last references go here, on a thread of the host's.
-  impl_->current.reset();
 }
 
 }  // namespace portico::gateway

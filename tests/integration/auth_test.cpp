@@ -314,3 +314,42 @@ TEST_CASE("request-size-limiting: require_content_length refuses chunked bodies 
   CHECK(status_of(post(s.gw->port(), "Content-Length: 3\r\n", "abc")) == 200);
   CHECK(s.upstream_count() == 1);
 }
+
+TEST_CASE(
+    "key-auth: after another authentication policy, a request without a key keeps its "
+    "consumer") {
+  // Stands for an earlier policy (jwt-auth) that resolved "alice".
+  struct Earlier : proxy::Filter {
+    proxy::FilterStatus on_request_headers(proxy::RequestContext& ctx) override {
+      ctx.remove_request_header("X-Consumer-ID");
+      filters::RequestState& state = filters::request_state(ctx);
+      state.consumer = "alice";
+      state.credential = "jwt-auth";
+      ctx.set_request_header("X-Consumer-ID", "alice");
+      return proxy::FilterStatus::next;
+    }
+  };
+  filters::KeyAuthOptions o;
+  o.anonymous = "guest";
+  auto up = std::make_unique<Upstream>([](const std::string&) { return ok_response("up"); });
+  proxy::ServerOptions so;
+  so.clusters.push_back(cluster_of("svc", {up->port()}));
+  auto route = cluster_route("/api/**", "svc");
+  route.filters = {std::make_shared<Earlier>(), key_auth(o), std::make_shared<StateProbe>()};
+  so.routes.push_back(route);
+  Gateway gw(so);
+  const std::string kept =
+      roundtrip(gw.port(), "GET /api/x HTTP/1.1\r\nHost: a\r\nX-Consumer-ID: mallory\r\n\r\n");
+  CHECK(status_of(kept) == 200);
+  CHECK(header_value(kept, "x-state-consumer") == "alice");
+  CHECK(header_value(kept, "x-state-credential") == "jwt-auth");
+  CHECK(header_values(up->requests().back(), "x-consumer-id") == std::vector<std::string>{"alice"});
+  CHECK_FALSE(has_header(up->requests().back(), "x-anonymous-consumer"));
+  // A valid key names its own consumer; an invalid one is refused.
+  const std::string bob =
+      roundtrip(gw.port(), "GET /api/x HTTP/1.1\r\nHost: a\r\nX-API-Key: key+of/bob=\r\n\r\n");
+  CHECK(header_value(bob, "x-state-consumer") == "bob");
+  CHECK(header_values(up->requests().back(), "x-consumer-id") == std::vector<std::string>{"bob"});
+  check_refused(roundtrip(gw.port(), "GET /api/x HTTP/1.1\r\nHost: a\r\nX-API-Key: nope\r\n\r\n"),
+                "the API key is not valid");
+}

@@ -17,8 +17,9 @@
 // most one per `jwks_refetch_interval`, so a flood of made-up kids cannot
 // turn into a flood of fetches): key rotation at the identity provider
 // costs the first requests with the new key a short wait instead of a wave
-// of 401s. Only http:// URLs are fetched for now; https:// is refused at
-// configuration time.
+// of 401s: the request pauses (on its own loop, RequestContext::loop()) until
+// that fetch ends, then is verified again. Only http:// URLs are fetched for
+// now; https:// is refused at configuration time.
 //
 // On success:
 //  - client-sent copies of every header this filter sets are removed first
@@ -100,10 +101,6 @@ struct JwtAuthOptions {
   // Check everything and build a filter that starts nothing (and refuses
   // every request with a URL key source): for validating a configuration.
   bool validate_only = false;
-  // The loop of each worker index, so that a request with an unknown kid
-  // can wait on it for the refetch. A worker without one (or an empty
-  // list) still starts the refetch but refuses that request at once.
-  std::vector<uv_loop_t*> worker_loops;
   unsigned workers = 1;  // token caches, one per worker index
 
   // --- verification (issuers, audiences, leeway, required claims,

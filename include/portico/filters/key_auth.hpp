@@ -18,6 +18,10 @@
 // header removed, its query parameter removed from the upstream target
 // with every other parameter kept as sent.
 //
+// After another authentication policy that already resolved a consumer
+// (jwt-auth first, say), a request without a key keeps that consumer; a key
+// that is sent is still checked and, when valid, its consumer wins.
+//
 // Keys are compared as SHA-256 digests in constant time (Consumers); the
 // key is never logged nor echoed.
 //
