@@ -90,10 +90,9 @@ void on_stop_signal(uv_signal_t* s, int) {
     uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
 }
 
-// Blocks until SIGINT or SIGTERM; SIGHUP reloads meanwhile.
-void serve_until_signalled(Gateway& gateway) {
+// Handles SIGHUP (reload), SIGINT and SIGTERM (stop) from now on.
+void install_signals(Signals& sig) {
   uv_loop_t* loop = uv_default_loop();
-  Signals sig{&gateway, {}, {}, {}};
   for (uv_signal_t* h : {&sig.hup, &sig.interrupt, &sig.terminate}) {
     uv_signal_init(loop, h);
     h->data = &sig;
@@ -101,8 +100,12 @@ void serve_until_signalled(Gateway& gateway) {
   uv_signal_start(&sig.hup, on_reload_signal, SIGHUP);
   uv_signal_start(&sig.interrupt, on_stop_signal, SIGINT);
   uv_signal_start(&sig.terminate, on_stop_signal, SIGTERM);
-  uv_run(loop, UV_RUN_DEFAULT);
-  uv_loop_close(loop);
+}
+
+// Blocks until SIGINT or SIGTERM stopped the gateway.
+void serve_until_signalled() {
+  uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+  uv_loop_close(uv_default_loop());
 }
 
 }  // namespace
@@ -158,11 +161,14 @@ int main(int argc, char** argv) {
                  gateway.error().message.c_str());
     return 1;
   }
+  // Before the ports are printed: whoever reads them may signal at once.
+  Signals sig{gateway->get(), {}, {}, {}};
+  install_signals(sig);
   std::printf("portico-gateway listening on 127.0.0.1:%u\n", (*gateway)->port());
   if ((*gateway)->admin_port() != 0)
     std::printf("portico-gateway admin API on 127.0.0.1:%u\n", (*gateway)->admin_port());
   if (demo_setup) demo_setup->print_guide((*gateway)->port(), (*gateway)->admin_port());
   std::fflush(stdout);
-  serve_until_signalled(**gateway);
+  serve_until_signalled();
   return 0;
 }

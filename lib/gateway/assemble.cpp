@@ -1,6 +1,7 @@
 #include "assemble.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <utility>
 
@@ -265,6 +266,31 @@ void add_routes(const RouteConfig& route, const std::vector<std::shared_ptr<prox
 
 }  // namespace
 
+void for_each_plugin_entry(const GatewayConfig& config,
+                           const std::function<void(const PluginEntry&)>& visit) {
+  for (const PluginEntry& e : config.plugins)
+    visit(e);
+  for (const ServiceConfig& s : config.services)
+    for (const PluginEntry& e : s.plugins)
+      visit(e);
+  for (const RouteConfig& r : config.routes)
+    for (const PluginEntry& e : r.plugins)
+      visit(e);
+  for (const ConsumerEntry& c : config.consumers)
+    for (const PluginEntry& e : c.plugins)
+      visit(e);
+}
+
+void check_plugins(const GatewayConfig& config, ConfigProblems& problems) {
+  PluginEnv env;  // no control loop: nothing starts
+  auto consumers = filters::Consumers::create({}, {});
+  if (consumers) env.consumers = *consumers;
+  BuiltPlugins built;
+  for_each_plugin_entry(config, [&](const PluginEntry& e) {
+    if (e.config != nullptr) build_entry(e, env, built, problems);
+  });
+}
+
 AssembledConfig assemble_gateway(const GatewayConfig& config, PluginEnv env,
                                  ConfigProblems& problems) {
   AssembledConfig out;
@@ -280,17 +306,8 @@ AssembledConfig assemble_gateway(const GatewayConfig& config, PluginEnv env,
   env.consumers = out.consumers;
 
   BuiltPlugins built;
-  for (const PluginEntry& e : config.plugins)
-    build_entry(e, env, built, problems);
-  for (const ServiceConfig& s : config.services)
-    for (const PluginEntry& e : s.plugins)
-      build_entry(e, env, built, problems);
-  for (const RouteConfig& r : config.routes)
-    for (const PluginEntry& e : r.plugins)
-      build_entry(e, env, built, problems);
-  for (const ConsumerEntry& c : config.consumers)
-    for (const PluginEntry& e : c.plugins)
-      build_entry(e, env, built, problems);
+  for_each_plugin_entry(config,
+                        [&](const PluginEntry& e) { build_entry(e, env, built, problems); });
   if (!problems.empty()) return out;
 
   for (const ServiceConfig& s : config.services) {

@@ -35,4 +35,8 @@ struct AssembledConfig {
 AssembledConfig assemble_gateway(const GatewayConfig& config, PluginEnv env,
                                  ConfigProblems& problems);
 
+// Builds every plugin entry of a configuration that has other problems,
+// only to report the plugins' problems with them (nothing is started).
+void check_plugins(const GatewayConfig& config, ConfigProblems& problems);
+
 }  // namespace portico::detail

@@ -54,7 +54,12 @@ std::shared_ptr<Generation> load(std::string_view text, const detail::PluginEnv*
   auto g = std::make_shared<Generation>();
   g->document = std::move(*doc);
   g->config = detail::read_gateway_config(g->document, problems);
-  if (!problems.empty()) return nullptr;
+  if (!problems.empty()) {
+    // The plugins' own problems too, in one report: their entries are
+    // well-formed on their own. Checked only (nothing is started).
+    detail::check_plugins(g->config, problems);
+    return nullptr;
+  }
   detail::PluginEnv build_env;
   if (env != nullptr) build_env = *env;
   unsigned workers = 0;
