@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <stdexcept>
+
+#include "../common/describe.hpp"
 
 namespace portico::detail {
 
@@ -61,7 +64,14 @@ Result<picojson::value> parse_json_document(std::string_view text, unsigned max_
                       fmt::format("JSON nested deeper than {} levels", max_depth));
   picojson::value value;
   std::string error;
-  const char* end = picojson::parse(value, text.data(), text.data() + text.size(), &error);
+  const char* end = nullptr;
+  try {
+    end = picojson::parse(value, text.data(), text.data() + text.size(), &error);
+  } catch (const std::overflow_error&) {
+    // picojson throws for a number beyond a double's range (1e999), which
+    // must not escape into the program that embeds the gateway.
+    return make_error(ErrorKind::malformed, "invalid JSON: a number out of range");
+  }
   if (!error.empty()) {
     // picojson's message spans lines ("syntax error at line N near: ...").
     std::replace(error.begin(), error.end(), '\n', ' ');
@@ -89,6 +99,42 @@ std::string json_path_join(std::string_view base, std::string_view key) {
 
 std::string json_path_index(std::string_view base, std::size_t index) {
   return fmt::format("{}[{}]", base, index);
+}
+
+namespace {
+
+bool is_letter(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+bool is_name_char(char c) {
+  return is_letter(c) || (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+bool is_path_char(char c) {
+  return is_name_char(c) || c == '.' || c == '[' || c == ']';
+}
+
+}  // namespace
+
+bool is_json_path(std::string_view path) {
+  return path.empty() ||
+         (is_letter(path.front()) && std::all_of(path.begin(), path.end(), is_path_char));
+}
+
+bool is_path_name(std::string_view name) {
+  return !name.empty() && is_letter(name.front()) &&
+         std::all_of(name.begin(), name.end(), is_name_char);
+}
+
+std::string json_member_path(std::string_view base, std::string_view name) {
+  return is_path_name(name) ? json_path_join(base, name) : std::string(base);
+}
+
+void add_member_problem(ConfigProblems& problems, std::string_view base, std::string_view name,
+                        std::string message) {
+  if (is_path_name(name)) return problems.add(json_path_join(base, name), std::move(message));
+  problems.add(std::string(base), describe_untrusted(name) + ": " + message);
 }
 
 std::string_view json_type_name(const picojson::value& v) {
@@ -335,7 +381,8 @@ void JsonObject::finish() {
   if (object_ == nullptr) return;
   for (const auto& [name, value] : *object_) {
     (void)value;
-    if (std::find(read_.begin(), read_.end(), name) == read_.end()) problem(name, "unknown field");
+    if (std::find(read_.begin(), read_.end(), name) == read_.end())
+      add_member_problem(*problems_, path_, name, "unknown field");
   }
 }
 

@@ -47,6 +47,23 @@ Result<picojson::value> parse_json_document(std::string_view text, unsigned max_
 std::string json_path_join(std::string_view base, std::string_view key);
 std::string json_path_index(std::string_view base, std::size_t index);
 
+// Whether `path` is well formed: empty (the document), or a letter, then
+// letters, digits and "_.[]-" ("routes[3].paths[0]").
+bool is_json_path(std::string_view path);
+// Whether a member name taken from a document (an unknown field, a key of a
+// map such as "headers") can be written in a path: a letter, then letters,
+// digits, '_' and '-'. Any other name would make a path ambiguous ("a.b")
+// or unreadable (spaces, control bytes), so it is named in the message
+// instead.
+bool is_path_name(std::string_view name);
+// The path of member `name` of the object at `base`: "base.name", or `base`
+// itself when `name` is not a path name.
+std::string json_member_path(std::string_view base, std::string_view name);
+// A problem about member `name` of the object at `base`: at "base.name", or
+// at `base` with the name quoted first ("'a b': unknown field").
+void add_member_problem(ConfigProblems& problems, std::string_view base, std::string_view name,
+                        std::string message);
+
 // One JSON object of the document at a path. Fields it did not read are
 // reported by finish() as unknown, which catches misspelt keys.
 class JsonObject {

@@ -124,9 +124,10 @@ void read_conditions(JsonObject& r, std::string_view key, std::vector<PlacedPred
   if (v == nullptr) return;
   if (v->is<picojson::object>()) {
     for (const auto& [name, value] : v->get<picojson::object>()) {
-      const std::string path = json_path_join(r.field_path(key), name);
+      const std::string path = json_member_path(r.field_path(key), name);
       if (!value.is<std::string>()) {
-        r.problems().add(path, fmt::format("expected a string, found {}", json_type_name(value)));
+        add_member_problem(r.problems(), r.field_path(key), name,
+                           fmt::format("expected a string, found {}", json_type_name(value)));
         continue;
       }
       const std::string& text = value.get<std::string>();

@@ -508,6 +508,23 @@ TEST_CASE("jwt-auth config: every problem at its JSON path") {
         "plugins[0].config.claims_to_headers.sub: expected a header name, found a number\n"
         "plugins[0].config.colour: unknown field\n");
 
+  // A claim name that cannot be written in a path keeps the problem at the
+  // config object, with the whole message naming it.
+  detail::ConfigProblems claim_url;
+  CHECK(build(detail::build_jwt_auth,
+              R"({"jwks_url": "http://idp/certs",
+                  "claims_to_headers": {"https://idp/roles": "X Roles"}})",
+              claim_url) == nullptr);
+  CHECK(claim_url.to_string() ==
+        "plugins[0].config: claims_to_headers.https://idp/roles: \"X Roles\" is not a valid "
+        "header name\n");
+  detail::ConfigProblems claim_spaced;
+  CHECK(build(detail::build_jwt_auth,
+              R"({"jwks_url": "http://idp/certs", "claims_to_headers": {"a b": 1}})",
+              claim_spaced) == nullptr);
+  CHECK(claim_spaced.to_string() ==
+        "plugins[0].config.claims_to_headers: 'a b': expected a header name, found a number\n");
+
   detail::ConfigProblems https;
   CHECK(build(detail::build_jwt_auth, R"({"jwks_url": "https://idp/certs"})", https) == nullptr);
   CHECK(https.to_string().find("plugins[0].config.jwks_url: https:// JWKS URLs are not supported "

@@ -77,6 +77,16 @@ TEST_SUITE("unit") {
     CHECK(trailing.error().message == "invalid JSON: text after the document at line 2");
   }
 
+  TEST_CASE("config: a number beyond a double's range is malformed JSON, not an exception") {
+    for (std::string_view text : {R"({"server": {"backlog": 1e999}})", "[-1e400]", "1E+999999"}) {
+      auto parsed = parse_json_document(text);
+      REQUIRE_FALSE(parsed.ok());
+      CHECK(parsed.error().kind == ErrorKind::malformed);
+      CHECK(parsed.error().message == "invalid JSON: a number out of range");
+    }
+    CHECK(parse_json_document("[1e308, 1e-400]").ok());
+  }
+
   TEST_CASE("config: nesting deeper than the limit is refused before parsing") {
     std::string deep(100, '[');
     deep += std::string(100, ']');
@@ -159,6 +169,21 @@ TEST_SUITE("unit") {
           "plugins[0].enable: unknown field");
   }
 
+  TEST_CASE("config: a name that cannot be written in a path is named in the message") {
+    // A path is one token that starts with a letter; such names are
+    // reported at the object holding them, quoted and made printable.
+    CHECK(one_problem(R"({"admin": {"p rt": 9000}})") == "admin: 'p rt': unknown field");
+    CHECK(one_problem(R"({"admin": {"a.b": 1}})") == "admin: 'a.b': unknown field");
+    CHECK(one_problem(R"({"admin": {"": 1}})") == "admin: '': unknown field");
+    CHECK(one_problem("{\"admin\": {\"\\u0007x\": 1}}") == "admin: '?x': unknown field");
+    CHECK(one_problem(R"({"1st": true})") == ": '1st': unknown field");
+    CHECK(one_problem(R"({"_x": true})") == ": '_x': unknown field");
+    CHECK(one_problem(R"({"x-1_y": true})") == "x-1_y: unknown field");
+    CHECK(one_problem(with_route(R"({"name": "r", "paths": ["/a"], "service": "users",
+                                     "headers": {"X:V": 1}})")) ==
+          "routes[0].headers: 'X:V': expected a string, found a number");
+  }
+
   TEST_CASE("config: missing required fields") {
     CHECK(one_problem(with_service(R"({"urls": ["http://10.0.0.1"]})")) ==
           "services[0].name: is required (a string)");
@@ -204,7 +229,7 @@ TEST_SUITE("unit") {
               .starts_with("routes[0].headers[0]: bad regular expression '(unclosed': "));
     CHECK(one_problem(with_route(R"({"name": "r", "paths": ["/a"], "service": "users",
                                      "headers": {"X Bad": "1"}})")) ==
-          "routes[0].headers.X Bad: 'X Bad' is not a header name (RFC 9110 token)");
+          "routes[0].headers: 'X Bad' is not a header name (RFC 9110 token)");
     CHECK(one_problem(with_route(R"({"name": "r", "paths": ["/a"], "service": "users",
                                      "query": [{"name": "v", "prefix": "1"}]})")) ==
           "routes[0].query[0].prefix: query conditions take \"equals\" or \"present\"");
