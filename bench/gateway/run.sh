@@ -86,6 +86,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 python=${PYTHON:-python3}
+# The system's interpreter (where Debian's modules are) when the first on
+# PATH lacks the module.
+if [ -z "${PYTHON:-}" ] && ! python3 -c 'import cryptography' 2>/dev/null && [ -x /usr/bin/python3 ]; then
+  python=/usr/bin/python3
+fi
 
 usage() {
   sed -n '2,/^set -e/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'
