@@ -104,16 +104,6 @@ clk_tck=$(getconf CLK_TCK)
 
 # --- helpers ----------------------------------------------------------------
 
-free_ports() {
-  "$python" - "$1" <<'EOF'
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))
-EOF
-}
-
 # render TEMPLATE OUT NAME=VALUE...: fills @NAME@ placeholders.
 render() {
   local template=$1 out=$2
@@ -133,59 +123,6 @@ http_get() {
   exec {fd}>&-
 }
 
-wait_for_port() {
-  local port=$1 pid=$2
-  for _ in $(seq 100); do
-    is_running_child "$pid" || return 1
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
-show_logs() {
-  local log
-  for log in "$1"/*.log; do
-    [ -s "$log" ] && { echo "--- $log" && tail -n 20 "$log"; }
-  done
-  [ -f "$1/command" ] && echo "command: $(cat "$1/command")"
-  return 0
-}
-
-# launch NAME DIR PORT CMD...: starts CMD in the background and waits until it
-# listens on PORT; sets launched_pid.
-launch() {
-  local name=$1 dir=$2 port=$3
-  shift 3
-  "$@" >"$dir/stdout.log" 2>&1 &
-  launched_pid=$!
-  running[$launched_pid]=$name
-  if ! wait_for_port "$port" "$launched_pid"; then
-    echo "$name did not start listening on 127.0.0.1:$port; its output:" >&2
-    show_logs "$dir" >&2
-    exit 1
-  fi
-}
-
-pid_tree() {
-  local pid=$1 child
-  echo "$pid"
-  # shellcheck disable=SC2013 # the file is a space-separated list
-  for child in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
-    pid_tree "$child"
-  done
-}
-
-cpu_ticks() {
-  local total=0 pid stat fields
-  for pid in $(pid_tree "$1"); do
-    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
-    read -ra fields <<<"${stat##*) }"
-    total=$((total + fields[11] + fields[12]))
-  done
-  echo "$total"
-}
-
 rss_kb() {
   local total=0 pid kb
   for pid in $(pid_tree "$1"); do
@@ -197,35 +134,6 @@ rss_kb() {
 
 upstream_accepts() {
   http_get "$status_port" / | awk 'found {print $1; exit} /server accepts/ {found = 1}'
-}
-
-# parse_wrk FILE: prints rps p50_us p90_us p99_us requests errors (tab-separated).
-parse_wrk() {
-  awk '
-    function us(v,  n, unit) {
-      n = v + 0; unit = v; sub(/^[0-9.]+/, "", unit)
-      if (unit == "us") return n
-      if (unit == "ms") return n * 1e3
-      if (unit == "s") return n * 1e6
-      if (unit == "m") return n * 6e7
-      if (unit == "h") return n * 3.6e9
-      return -1
-    }
-    /^ *50% / { p50 = us($2) }
-    /^ *90% / { p90 = us($2) }
-    /^ *99% / { p99 = us($2) }
-    / requests in / { requests = $1 }
-    /Socket errors:/ { gsub(/,/, ""); errors += $4 + $6 + $8 + $10 }
-    /Non-2xx or 3xx responses:/ { errors += $NF }
-    /^Requests\/sec:/ { rps = $2 }
-    END {
-      if (rps == "" || p99 == "" || requests == "" || p50 < 0 || p90 < 0 || p99 < 0) exit 1
-      printf "%s\t%.1f\t%.1f\t%.1f\t%d\t%d\n", rps, p50, p90, p99, requests, errors
-    }' "$1"
-}
-
-fmt_us() {
-  awk -v us="$1" 'BEGIN { if (us < 1000) printf "%.0fus", us; else if (us < 1e6) printf "%.2fms", us / 1e3; else printf "%.2fs", us / 1e6 }'
 }
 
 # --- the processes ----------------------------------------------------------

@@ -79,16 +79,6 @@ free_port() {
   "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-wait_for_port() {
-  local port=$1 pid=$2
-  for _ in $(seq 100); do
-    is_running_child "$pid" || return 1
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
 # --- the processes ----------------------------------------------------------
 
 # The upstream binds port 0 itself and says which port it got: no race.
