@@ -1,57 +1,35 @@
 // Steady-state proxying allocates nothing on the loop thread: after a
 // warm-up, requests through the proxy (with filters that edit headers) and
-// to an in-process handler cost no heap allocation. Counted by replacing the
-// global operator new in this test binary and counting on the loop thread
-// only (the scripted upstream and the client allocate freely).
+// to an in-process handler cost no heap allocation. Counted with
+// tests/support/alloc_counter on the loop thread only (the scripted upstream
+// and the client allocate freely).
 #include <doctest/doctest.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <new>
 
+#include "alloc_counter.hpp"
 #include "gateway.hpp"
 #include "net.hpp"
 #include "routes.hpp"
 
-// The replacements below pair malloc with free by design; GCC sees the
-// operator new/delete names and warns anyway.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-
-namespace {
-thread_local bool counting_thread = false;
-std::atomic<std::uint64_t> loop_allocations{0};
-}  // namespace
-
-void* operator new(std::size_t size) {
-  if (counting_thread) loop_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
 // libuv allocates with malloc (a writev of many pieces, for instance): its
-// allocator is replaced too.
+// allocator is replaced with one that counts too.
 namespace {
 void* counting_malloc(std::size_t size) {
-  if (counting_thread) loop_allocations.fetch_add(1, std::memory_order_relaxed);
+  portico::test::count_allocation();
   return std::malloc(size);
 }
 void* counting_realloc(void* p, std::size_t size) {
-  if (counting_thread) loop_allocations.fetch_add(1, std::memory_order_relaxed);
+  portico::test::count_allocation();
   return std::realloc(p, size);
 }
 void* counting_calloc(std::size_t n, std::size_t size) {
-  if (counting_thread) loop_allocations.fetch_add(1, std::memory_order_relaxed);
+  portico::test::count_allocation();
   return std::calloc(n, size);
 }
 }  // namespace
-
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
 
 using namespace portico;
 using namespace portico::test;
@@ -63,7 +41,7 @@ namespace {
 class Marker : public proxy::Filter {
  public:
   proxy::FilterStatus on_request_headers(proxy::RequestContext& ctx) override {
-    counting_thread = true;
+    portico::test::set_thread_counting(true);
     ctx.set_request_header("x-consumer", "alice");
     ctx.remove_request_header("x-api-key");
     return proxy::FilterStatus::next;
@@ -86,15 +64,29 @@ std::uint64_t allocations_for(std::uint16_t port, const std::string& request, in
   };
   for (int i = 0; i < warmup; ++i)
     one();
-  const std::uint64_t before = loop_allocations.load();
+  const std::uint64_t before = portico::test::thread_counted_allocations();
   for (int i = 0; i < measured; ++i)
     one();
-  const std::uint64_t used = loop_allocations.load() - before;
+  const std::uint64_t used = portico::test::thread_counted_allocations() - before;
   ::close(fd);
   return used;
 }
 
 }  // namespace
+
+// The counter itself: a zero below means nothing allocated, not that
+// nothing was counted.
+TEST_CASE("the allocation counter sees what a counting thread allocates, and only that") {
+  const std::uint64_t before = portico::test::thread_counted_allocations();
+  delete new std::string(64, 'x');  // not counting: not seen
+  CHECK(portico::test::thread_counted_allocations() == before);
+  portico::test::set_thread_counting(true);
+  delete new std::string(64, 'x');
+  void* p = counting_malloc(16);  // the allocator handed to libuv
+  std::free(p);
+  portico::test::set_thread_counting(false);
+  CHECK(portico::test::thread_counted_allocations() >= before + 3);
+}
 
 TEST_CASE("steady state: a proxied request and a handler request allocate nothing on the loop") {
   REQUIRE(uv_replace_allocator(counting_malloc, counting_realloc, counting_calloc, std::free) == 0);

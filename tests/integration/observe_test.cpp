@@ -13,32 +13,12 @@
 #include <sstream>
 
 #include "../../lib/gateway/observe.hpp"
+#include "alloc_counter.hpp"
 #include "gateway.hpp"
 #include "net.hpp"
 #include "portico/filters/request_state.hpp"
 #include "portico/workers.hpp"
 #include "routes.hpp"
-
-// Counts the heap allocations of one thread while a flag is up: the
-// observe filter's on_log must make none.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-namespace {
-thread_local bool counting = false;
-std::atomic<std::uint64_t> counted{0};
-}  // namespace
-void* operator new(std::size_t size) {
-  if (counting) counted.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
 
 using namespace portico;
 using namespace portico::test;
@@ -136,9 +116,9 @@ class Counted final : public proxy::Filter {
  public:
   explicit Counted(std::shared_ptr<proxy::Filter> inner) : inner_(std::move(inner)) {}
   void on_log(const proxy::RequestContext& ctx) override {
-    counting = true;
+    portico::test::set_thread_counting(true);
     inner_->on_log(ctx);
-    counting = false;
+    portico::test::set_thread_counting(false);
   }
 
  private:
@@ -490,7 +470,7 @@ TEST_CASE("observe: several workers count exactly; on_log allocates nothing") {
   CHECK(m->request_duration.series({"w"})->count() == kClients * kPerClient);
   CHECK(lines_of(file.read()).size() == kClients * kPerClient);
   // The first requests warm up nothing in on_log: it never allocates.
-  CHECK(counted.load() == 0);
+  CHECK(portico::test::thread_counted_allocations() == 0);
 }
 
 TEST_CASE("observe: endpoint state and connections are set by a collector at scrape time") {
