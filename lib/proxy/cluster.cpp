@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "../common/ascii.hpp"
+#include "../common/mix.hpp"
 #include "session.hpp"
 
 namespace portico::proxy {
@@ -103,12 +104,10 @@ Status validate_endpoint_settings(const ClusterOptions& co) {
   return {};
 }
 
+// splitmix64 over the cluster's state word (which also seeds its balancer):
+// cheap, and plenty for jitter.
 std::uint64_t next_random(std::uint64_t& state) noexcept {
-  // splitmix64: cheap, and plenty for jitter.
-  std::uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
+  return detail::mix64(state += detail::kGoldenGamma);
 }
 
 }  // namespace

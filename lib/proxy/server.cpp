@@ -727,8 +727,7 @@ void conn_start_request(Conn* c) {
   c->cluster = c->route->cluster;
   if (!c->route->weighted.empty()) {
     // Canary and blue-green: a weighted pick per request.
-    s->pick_state = s->pick_state * 6364136223846793005ull + 1442695040888963407ull;
-    if (auto i = c->route->route->pick_target(s->pick_state >> 11))
+    if (auto i = c->route->route->pick_target(s->weighted_picks.next()))
       c->cluster = c->route->weighted[*i];
   }
   x->chain = c->route->filters;

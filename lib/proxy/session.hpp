@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/mix.hpp"
 #include "../upstream/health_check.hpp"
 #include "../upstream/resolver.hpp"
 #include "internal.hpp"
@@ -188,7 +189,7 @@ class ServerImpl {
   std::uint16_t bound_port = 0;
   LiveStats stats;
   std::uint64_t next_request_id = 1;
-  std::uint64_t pick_state = 0x853c49e6748fea9bull;  // weighted cluster picks
+  detail::SplitMix64 weighted_picks{0x853c49e6748fea9bull};  // routes' weighted clusters
   std::vector<Exchange*> free_exchanges;
 
   // Writes the socket took whole at once, whose callbacks are still to run
