@@ -52,6 +52,17 @@ namespace portico::proxy {
 
 enum class FilterStatus : std::uint8_t { next, respond, pause };
 
+// Why no endpoint of a cluster could take a request, when that is why the
+// proxy answered it by itself (503); `none` otherwise. For policies that
+// degrade gracefully (a cached or static answer) on some causes only.
+enum class Unavailability : std::uint8_t {
+  none,
+  no_endpoint,          // the cluster has none (configured or resolved)
+  no_healthy_endpoint,  // health checks or outlier ejection took them all out
+  breakers_open,        // every candidate's circuit breaker is open
+  breakers_full,        // every candidate's breaker is at its concurrency threshold
+};
+
 class RequestContext;
 struct Conn;
 struct Exchange;
@@ -123,6 +134,8 @@ class PORTICO_API RequestContext {
   // breaker open", a timeout...) when it did; empty for an upstream's
   // response, a handler's or a filter's.
   std::string_view proxy_error() const noexcept;
+  // Whether that answer was for want of an endpoint, and why.
+  Unavailability unavailability() const noexcept;
   std::optional<std::string_view> response_header(std::string_view name) const noexcept;
   void set_response_status(int status);
   void set_response_header(std::string_view name, std::string_view value);

@@ -349,9 +349,10 @@ bool breaker_admits(Conn* c, EndpointState* ep, TimePoint now, const char** caus
   if (!permit) {
     // breaker.hpp: an open breaker is the upstream's fault, a full
     // concurrency threshold is local overload; the answer says which.
-    *cause = permit.admission() == BreakerAdmission::rejected_max_in_flight
-                 ? "the endpoints' circuit breakers allow no more requests in flight"
-                 : "the endpoints' circuit breakers are open";
+    const bool full = permit.admission() == BreakerAdmission::rejected_max_in_flight;
+    *cause = full ? "the endpoints' circuit breakers allow no more requests in flight"
+                  : "the endpoints' circuit breakers are open";
+    c->x->pick_failure = full ? Unavailability::breakers_full : Unavailability::breakers_open;
     // Retry-After: the soonest any rejecting breaker lets a probe through.
     const Duration wait = ep->breaker->retry_after(now);
     if (wait > Duration::zero() &&
@@ -386,12 +387,14 @@ EndpointState* cluster_pick(Cluster* cl, Conn* c, const EndpointState* avoid, co
   *status = 503;
   if (!cl->balancer) {
     *cause = "the cluster has no endpoint";
+    c->x->pick_failure = Unavailability::no_endpoint;
     return nullptr;
   }
   PickContext ctx;
   ctx.now = cl->server->now();
   if (cl->options.policy == BalancerPolicy::maglev) ctx.hash = hash_affinity_key(c->x->client_ip);
   *cause = "no healthy endpoint in the cluster";
+  c->x->pick_failure = Unavailability::no_healthy_endpoint;
   const std::size_t size = cl->balancer->size();
   const std::size_t tries = std::min<std::size_t>(size + 2, 16);
   EndpointState* avoided = nullptr;

@@ -161,6 +161,7 @@ void chain_reset(Exchange* x) {
   x->response_status = 0;
   x->outcome = {};
   x->shared_state = nullptr;
+  x->pick_failure = x->unavailability = Unavailability::none;
   x->arena.release();
   x->endpoint = nullptr;
   x->permit.reset();
@@ -403,6 +404,10 @@ void* RequestContext::allocate(std::size_t size, std::size_t align) {
 
 std::string_view RequestContext::proxy_error() const noexcept {
   return x_->error_text;
+}
+
+Unavailability RequestContext::unavailability() const noexcept {
+  return x_->unavailability;
 }
 
 void* RequestContext::shared_state() const noexcept {

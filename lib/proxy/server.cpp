@@ -781,6 +781,7 @@ void conn_dispatch_upstream(Conn* c) {
   int status = 503;
   EndpointState* ep = cluster_pick(c->cluster, c, nullptr, &cause, &status);
   if (ep == nullptr) {
+    c->x->unavailability = c->x->pick_failure;
     conn_respond_error(c, status, cause);
     return;
   }
@@ -946,6 +947,7 @@ void conn_retry(Conn* c) {
   int status = 503;
   EndpointState* ep = cluster_pick(cl, c, x->last_endpoint, &cause, &status);
   if (ep == nullptr) {
+    c->x->unavailability = c->x->pick_failure;
     conn_respond_error(c, status, cause);
     return;
   }

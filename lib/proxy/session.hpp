@@ -365,6 +365,8 @@ struct Exchange {
   std::uint32_t attempts = 0;
   const EndpointState* last_endpoint = nullptr;  // compared only: avoided by a retry
   Duration retry_after{};                        // from open breakers, for a 503's Retry-After
+  Unavailability pick_failure = Unavailability::none;    // why the last pick found no endpoint
+  Unavailability unavailability = Unavailability::none;  // why the proxy answered 503
   bool is_retry = false;
   bool replayable = false;     // the request can be sent again
   bool body_buffered = false;  // the whole request body is in handler_body

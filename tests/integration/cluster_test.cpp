@@ -547,6 +547,44 @@ TEST_CASE("circuit breaker: after two failures the gateway answers 503 without a
   CHECK(failing.requests().size() == 2);
 }
 
+namespace {
+
+// Records what the response phase learns of why the proxy answered.
+class UnavailabilityProbe final : public proxy::Filter {
+ public:
+  proxy::FilterStatus on_response_headers(proxy::RequestContext& ctx) override {
+    last = ctx.unavailability();
+    return proxy::FilterStatus::next;
+  }
+  std::atomic<proxy::Unavailability> last{proxy::Unavailability::none};
+};
+
+}  // namespace
+
+TEST_CASE("filters learn why no endpoint could take a request: none, or breakers open") {
+  Upstream failing([](const std::string&) { return status_response(500, "broken"); });
+  auto probe = std::make_shared<UnavailabilityProbe>();
+  auto svc = cluster_of("svc", {failing.port()});
+  BreakerConfig breaker;
+  breaker.consecutive_failures = 1;
+  breaker.open_duration = 10s;
+  svc.breaker = breaker;
+  proxy::ServerOptions o;
+  o.filters.push_back(probe);
+  o.clusters.push_back(svc);
+  o.clusters.push_back(cluster_of("empty", {}));
+  o.routes.push_back(cluster_route("/svc", "svc"));
+  o.routes.push_back(cluster_route("/empty", "empty"));
+  Gateway gw(o);
+
+  CHECK(status_of(get(gw.port(), "/empty")) == 503);
+  CHECK(probe->last == proxy::Unavailability::no_endpoint);
+  CHECK(status_of(get(gw.port(), "/svc")) == 500);  // the upstream's own: trips the breaker
+  CHECK(probe->last == proxy::Unavailability::none);
+  CHECK(status_of(get(gw.port(), "/svc")) == 503);
+  CHECK(probe->last == proxy::Unavailability::breakers_open);
+}
+
 TEST_CASE("active health checks: an endpoint failing /healthz gets no traffic until it passes") {
   // balancer.hpp: panic starts when available / all falls *below*
   // panic_threshold (0.5 by default); 1 of 2 available is 0.5, no panic.

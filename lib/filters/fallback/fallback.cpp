@@ -20,13 +20,6 @@ namespace {
 using proxy::FilterStatus;
 using proxy::RequestContext;
 
-// The causes lib/proxy/cluster.cpp gives RequestContext::proxy_error()
-// when it cannot pick an endpoint; tests/integration/fallback_test.cpp
-// fails if they drift.
-constexpr std::string_view kBreakersOpen = "the endpoints' circuit breakers are open";
-constexpr std::string_view kNoHealthyEndpoint = "no healthy endpoint in the cluster";
-constexpr std::string_view kNoEndpoint = "the cluster has no endpoint";
-
 constexpr std::size_t kMaxCachedBody = std::size_t{8} << 20;
 constexpr std::size_t kMaxEntries = 100000;
 
@@ -121,7 +114,7 @@ class FallbackFilter final : public proxy::Filter {
 
   FilterStatus on_response_headers(RequestContext& ctx) override {
     auto* s = static_cast<FallbackState*>(ctx.state());
-    if (ctx.response_status() == 503 && replaces(ctx.proxy_error())) {
+    if (replaces(ctx.unavailability())) {
       if (s != nullptr && serve_cached(ctx, s->key)) return FilterStatus::next;
       if (options_.static_response) serve_static(ctx);
       return FilterStatus::next;
@@ -151,9 +144,11 @@ class FallbackFilter final : public proxy::Filter {
     return i < caches_.size() ? &caches_[i].cache : nullptr;
   }
 
-  bool replaces(std::string_view cause) const {
-    if (options_.on_breaker_open && cause == kBreakersOpen) return true;
-    return options_.on_no_healthy_endpoint && (cause == kNoHealthyEndpoint || cause == kNoEndpoint);
+  bool replaces(proxy::Unavailability why) const noexcept {
+    using proxy::Unavailability;
+    if (why == Unavailability::breakers_open) return options_.on_breaker_open;
+    return options_.on_no_healthy_endpoint &&
+           (why == Unavailability::no_healthy_endpoint || why == Unavailability::no_endpoint);
   }
 
   // route "\n" consumer "\n" path "?" query, in the arena.
