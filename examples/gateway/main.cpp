@@ -126,8 +126,9 @@ int main(int argc, char** argv) {
       if (!parse_port(value, p)) return usage();
       port = p;
     } else if (flag == "--admin-port") {
-      if (!parse_port(value, options.admin_port)) return usage();
-      options.override_admin_port = true;
+      std::uint16_t p = 0;
+      if (!parse_port(value, p)) return usage();
+      options.admin_port = p;
     } else {
       return usage();
     }

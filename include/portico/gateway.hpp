@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,8 +39,7 @@ struct GatewayOptions {
   // listener i when present; 0 there picks an ephemeral port.
   std::vector<std::uint16_t> port_overrides;
   // The same for the admin listener; nullopt keeps the configured port.
-  bool override_admin_port = false;
-  std::uint16_t admin_port = 0;
+  std::optional<std::uint16_t> admin_port;
 };
 
 struct ReloadResult {

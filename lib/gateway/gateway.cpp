@@ -43,9 +43,15 @@ unsigned worker_count(const detail::ListenerConfig& l) {
   return l.workers != 0 ? l.workers : std::max(1u, std::thread::hardware_concurrency());
 }
 
-// Reads and validates the document; with `env`, also builds the policies.
-std::shared_ptr<Generation> load(std::string_view text, const detail::PluginEnv* env,
-                                 ConfigProblems& problems) {
+unsigned total_workers(const detail::GatewayConfig& c) {
+  unsigned n = 0;
+  for (const auto& l : c.listeners)
+    n += worker_count(l);
+  return std::max(1u, n);
+}
+
+// Parses and validates the document into a generation not yet built.
+std::shared_ptr<Generation> read(std::string_view text, ConfigProblems& problems) {
   auto doc = detail::parse_json_document(text);
   if (!doc) {
     problems.add("", doc.error().message);
@@ -60,22 +66,30 @@ std::shared_ptr<Generation> load(std::string_view text, const detail::PluginEnv*
     detail::check_plugins(g->config, problems);
     return nullptr;
   }
-  detail::PluginEnv build_env;
-  if (env != nullptr) build_env = *env;
-  unsigned workers = 0;
-  for (const auto& l : g->config.listeners)
-    workers += worker_count(l);
-  build_env.workers = std::max(1u, workers);
-  g->assembled = detail::assemble_gateway(g->config, build_env, problems);
-  if (!problems.empty()) return nullptr;
   return g;
+}
+
+// Builds the policies and the proxy's options of a generation read without
+// problems; false (with problems) when a policy refuses its config.
+bool build(Generation& g, detail::PluginEnv env, ConfigProblems& problems) {
+  env.workers = total_workers(g.config);
+  g.assembled = detail::assemble_gateway(g.config, std::move(env), problems);
+  return problems.empty();
+}
+
+Result<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (!in) return make_error(ErrorKind::not_found, path + ": cannot be read");
+  return text.str();
 }
 
 }  // namespace
 
 std::vector<std::string> check_config(std::string_view document) {
   ConfigProblems problems;
-  load(document, nullptr, problems);
+  if (auto g = read(document, problems)) build(*g, detail::PluginEnv{}, problems);
   std::vector<std::string> out;
   for (const auto& p : problems.all())
     out.push_back((p.path.empty() ? std::string("(document)") : p.path) + ": " + p.message);
@@ -213,12 +227,10 @@ detail::AdminReload GatewayImpl::reload(std::string_view body) {
   if (text.empty()) {
     if (options.config_path.empty()) {
       problems.add("", "the gateway was not started from a file: POST the document");
+    } else if (auto file = read_file(options.config_path)) {
+      text = std::move(*file);
     } else {
-      std::ifstream in(options.config_path, std::ios::binary);
-      std::ostringstream read;
-      read << in.rdbuf();
-      if (!in) problems.add("", options.config_path + ": cannot be read");
-      text = read.str();
+      problems.add("", file.error().message);
     }
   }
   if (problems.empty()) {
@@ -284,7 +296,7 @@ Status GatewayImpl::start_admin() {
   if (!a.enabled) return {};
   detail::AdminOptions o;
   o.address = a.address;
-  o.port = options.override_admin_port ? options.admin_port : a.port;
+  o.port = options.admin_port.value_or(a.port);
   // The backend is this object, which outlives the admin server.
   std::shared_ptr<detail::AdminBackend> backend(std::shared_ptr<void>(), this);
   auto server = proxy::Server::create(control.loop(), detail::admin_server_options(o, backend));
@@ -374,9 +386,8 @@ Status attach_observe(Generation& g, const detail::GatewayMetrics& metrics,
 
 Result<ReloadResult> GatewayImpl::reload_on_control(std::string_view text,
                                                     ConfigProblems& problems) {
-  const detail::PluginEnv e = env();
-  auto next = load(text, &e, problems);
-  if (!next) return problems_error(problems);
+  auto next = read(text, problems);
+  if (!next || !build(*next, env(), problems)) return problems_error(problems);
   if (!same_listeners(current->config, next->config)) {
     problems.add("listeners", "listeners and admin cannot change while running (restart)");
     return problems_error(problems);
@@ -406,28 +417,16 @@ Gateway::~Gateway() {
 Result<std::unique_ptr<Gateway>> Gateway::start(std::string_view document, GatewayOptions options) {
   auto impl = std::make_unique<GatewayImpl>();
   impl->options = std::move(options);
-  // The metrics (which the policies count into) need the worker count and
-  // the access log's place first: read the document once for them.
   ConfigProblems problems;
-  auto doc = detail::parse_json_document(document);
-  if (!doc) {
-    impl->control.stop([] {});
-    return make_error(ErrorKind::invalid_argument, doc.error().message);
-  }
-  const detail::GatewayConfig first = detail::read_gateway_config(*doc, problems);
-  if (!problems.empty()) {
+  impl->current = read(document, problems);
+  if (!impl->current) {
     impl->control.stop([] {});
     return problems_error(problems);
   }
-  impl->total_workers = 0;
-  for (const auto& l : first.listeners)
-    impl->total_workers += worker_count(l);
-  Status st = impl->start_observability(first.access_log);
-  const detail::PluginEnv e = impl->env();
-  if (st) {
-    impl->current = load(document, &e, problems);
-    if (!impl->current) st = problems_error(problems);
-  }
+  // The metrics, which the policies count into, exist before the policies.
+  impl->total_workers = total_workers(impl->current->config);
+  Status st = impl->start_observability(impl->current->config.access_log);
+  if (st && !build(*impl->current, impl->env(), problems)) st = problems_error(problems);
   if (st) st = attach_observe(*impl->current, impl->gateway_metrics, impl->access_log);
   if (st) st = impl->start_listeners();
   if (st) st = impl->start_admin();
@@ -455,11 +454,9 @@ Result<ReloadResult> Gateway::reload(std::string_view document) {
 Result<ReloadResult> Gateway::reload_file() {
   if (impl_->options.config_path.empty())
     return make_error(ErrorKind::invalid_argument, "the gateway was not started from a file");
-  std::ifstream in(impl_->options.config_path, std::ios::binary);
-  if (!in) return make_error(ErrorKind::not_found, impl_->options.config_path + ": cannot be read");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return reload(text.str());
+  auto text = read_file(impl_->options.config_path);
+  if (!text) return std::move(text).error();
+  return reload(*text);
 }
 
 std::uint16_t Gateway::port(std::size_t index) const noexcept {

@@ -1744,7 +1744,6 @@ Status ServerImpl::reload(ServerOptions o) {
   if (stopping) return make_error(ErrorKind::invalid_argument, "the server is stopping");
   auto next = compile_table(std::move(o.clusters), std::move(o.routes), std::move(o.filters));
   if (!next) return std::move(next).error();
-  (*next)->generation = generation++;
   std::unique_ptr<RouteTable> old = std::move(table);
   table = std::move(*next);
   if (started) {
@@ -2139,7 +2138,7 @@ Status Server::reload(ServerOptions options) {
   return impl_->reload(std::move(options));
 }
 std::uint64_t Server::generation() const noexcept {
-  return impl_->generation - 1;
+  return impl_->stats.reloads.get();
 }
 
 ServerStats Server::stats() const noexcept {

@@ -100,11 +100,10 @@ struct RouteTable {
   std::vector<std::unique_ptr<Cluster>> clusters;
   std::vector<Filter*> global_filters;
   bool match_headers = false;  // a route has header predicates
-  std::uint64_t generation = 0;
-  std::uint32_t users = 0;    // exchanges that started on it
-  std::uint32_t closing = 0;  // handles closing while it retires
-  bool retiring = false;      // replaced, waiting for its last user
-  bool retired = false;       // its handles are closing
+  std::uint32_t users = 0;     // exchanges that started on it
+  std::uint32_t closing = 0;   // handles closing while it retires
+  bool retiring = false;       // replaced, waiting for its last user
+  bool retired = false;        // its handles are closing
 
   bool idle() const noexcept;  // nothing refers to it any more
 };
@@ -168,7 +167,6 @@ class ServerImpl {
   ServerOptions options;
   std::unique_ptr<RouteTable> table;                  // where new requests go
   std::vector<std::unique_ptr<RouteTable>> retiring;  // replaced, still in use or closing
-  std::uint64_t generation = 1;
   bool started = false;
   std::vector<Cidr> trusted;
   BufferPool pool;
