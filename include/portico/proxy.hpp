@@ -160,6 +160,9 @@ struct ServerOptions {
   // Peers (CIDRs such as "10.0.0.0/8" or single addresses) whose
   // X-Forwarded-For is believed. From any other peer the header is replaced,
   // so clients cannot choose the address upstreams see.
+  // Each entry must be a network address: "10.0.0.1/8" (bits set after the
+  // prefix) is refused, as a typo for another prefix, rather than read as
+  // 10.0.0.0/8.
   std::vector<std::string> trusted_proxies;
   // Binds the listener with SO_REUSEPORT, so that several servers (one per
   // worker thread) can share a port and the kernel spreads connections.

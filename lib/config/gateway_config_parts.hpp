@@ -15,9 +15,6 @@ namespace portico::detail {
 
 // A numeric IPv4 or IPv6 address ("10.0.0.1", "::1").
 bool is_ip_address(std::string_view text);
-// An address, or an address and a prefix length ("10.0.0.0/8", "fd00::/8").
-bool is_cidr(std::string_view text);
-
 // A required string field that may not be empty either.
 std::string read_name(JsonObject& object, std::string_view key);
 

@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "cidr.hpp"
+#include "../common/cidr.hpp"
 #include "error_response.hpp"
 
 namespace portico::filters {

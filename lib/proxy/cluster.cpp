@@ -489,73 +489,10 @@ bool is_idempotent(std::string_view method) noexcept {
 
 // ------------------------------------------------------------- networks
 
-bool parse_cidr(std::string_view text, Cidr& out) noexcept {
-  char buf[64];
-  const std::size_t slash = text.find('/');
-  const std::string_view addr = text.substr(0, slash);
-  if (addr.empty() || addr.size() >= sizeof buf) return false;
-  std::memcpy(buf, addr.data(), addr.size());
-  buf[addr.size()] = '\0';
-  out = Cidr{};
-  unsigned max_prefix = 0;
-  if (uv_ip4_addr(buf, 0, reinterpret_cast<sockaddr_in*>(&out.network)) == 0) {
-    max_prefix = 32;
-  } else if (uv_ip6_addr(buf, 0, reinterpret_cast<sockaddr_in6*>(&out.network)) == 0) {
-    max_prefix = 128;
-  } else {
-    return false;
-  }
-  out.prefix = max_prefix;
-  if (slash != std::string_view::npos) {
-    const std::string_view digits = text.substr(slash + 1);
-    if (digits.empty() || digits.size() > 3) return false;
-    unsigned v = 0;
-    for (char ch : digits) {
-      if (ch < '0' || ch > '9') return false;
-      v = v * 10 + static_cast<unsigned>(ch - '0');
-    }
-    if (v > max_prefix) return false;
-    out.prefix = v;
-  }
-  return true;
-}
-
-namespace {
-
-// The address bytes of an IPv4 or IPv6 address (IPv4-mapped IPv6 as IPv4).
-std::string_view address_bytes(const sockaddr_storage& a, int& family) noexcept {
-  if (a.ss_family == AF_INET) {
-    family = AF_INET;
-    const auto* in = reinterpret_cast<const sockaddr_in*>(&a);
-    return {reinterpret_cast<const char*>(&in->sin_addr), 4};
-  }
-  const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&a);
-  const auto* b = reinterpret_cast<const char*>(&in6->sin6_addr);
-  static constexpr char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, '\xff', '\xff'};
-  if (std::memcmp(b, kMapped, 12) == 0) {
-    family = AF_INET;
-    return {b + 12, 4};
-  }
-  family = AF_INET6;
-  return {b, 16};
-}
-
-}  // namespace
-
-bool cidr_contains(const Cidr& net, const sockaddr_storage& addr) noexcept {
-  int fn = 0, fa = 0;
-  const std::string_view n = address_bytes(net.network, fn);
-  const std::string_view a = address_bytes(addr, fa);
-  if (fn != fa) return false;
-  unsigned bits = net.prefix;
-  for (std::size_t i = 0; i < n.size() && bits > 0; ++i) {
-    const unsigned take = bits >= 8 ? 8 : bits;
-    const auto mask = static_cast<unsigned char>(0xff << (8 - take));
-    if ((static_cast<unsigned char>(n[i]) & mask) != (static_cast<unsigned char>(a[i]) & mask))
-      return false;
-    bits -= take;
-  }
-  return true;
+bool is_trusted_proxy(const ServerImpl& server, const detail::IpAddress& address) noexcept {
+  for (const detail::IpNetwork& net : server.trusted)
+    if (detail::network_contains(net, address)) return true;
+  return false;
 }
 
 }  // namespace portico::proxy

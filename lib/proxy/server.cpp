@@ -638,22 +638,11 @@ void conn_find_client_ip(Conn* c, const http::RequestHead& head) {
       hop.remove_prefix(1);
     while (!hop.empty() && (hop.back() == ' ' || hop.back() == '\t'))
       hop.remove_suffix(1);
-    sockaddr_storage addr{};
+    const auto address = detail::parse_ip_address(hop);
+    if (!address) return;  // not an address: believe nothing further left
     c->x->client_ip_storage.assign(hop);
-    if (hop.empty() || (uv_ip4_addr(c->x->client_ip_storage.c_str(), 0,
-                                    reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
-                        uv_ip6_addr(c->x->client_ip_storage.c_str(), 0,
-                                    reinterpret_cast<sockaddr_in6*>(&addr)) != 0))
-      return;  // not an address: believe nothing further left
     c->x->client_ip = c->x->client_ip_storage;
-    bool trusted = false;
-    for (const Cidr& net : c->server->trusted) {
-      if (cidr_contains(net, addr)) {
-        trusted = true;
-        break;
-      }
-    }
-    if (!trusted) return;
+    if (!is_trusted_proxy(*c->server, *address)) return;
   }
 }
 
@@ -1637,12 +1626,11 @@ ServerImpl::~ServerImpl() {
 
 Status ServerImpl::compile() {
   for (std::size_t i = 0; i < options.trusted_proxies.size(); ++i) {
-    Cidr net;
-    if (!parse_cidr(options.trusted_proxies[i], net))
-      return make_error(ErrorKind::invalid_argument, "trusted_proxies[" + std::to_string(i) +
-                                                         "]: '" + options.trusted_proxies[i] +
-                                                         "' is not an address or a CIDR");
-    trusted.push_back(net);
+    auto net = detail::parse_ip_network(options.trusted_proxies[i]);
+    if (!net)
+      return make_error(ErrorKind::invalid_argument,
+                        "trusted_proxies[" + std::to_string(i) + "]: " + net.error().message);
+    trusted.push_back(*net);
   }
   if (options.request_timeout < Duration::zero() || options.header_timeout <= Duration::zero() ||
       options.idle_timeout <= Duration::zero())
@@ -1918,12 +1906,8 @@ void ServerImpl::on_connection(int status) {
     } else {
       uv_ip4_name(reinterpret_cast<sockaddr_in*>(&peer), c->peer_ip, sizeof c->peer_ip);
     }
-    for (const Cidr& net : trusted) {
-      if (cidr_contains(net, peer)) {
-        c->peer_trusted = true;
-        break;
-      }
-    }
+    const auto address = detail::ip_address_of(peer);
+    c->peer_trusted = address && is_trusted_proxy(*this, *address);
   }
   conn_process(c);
 }

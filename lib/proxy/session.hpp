@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/cidr.hpp"
 #include "../common/mix.hpp"
 #include "../upstream/health_check.hpp"
 #include "../upstream/resolver.hpp"
@@ -108,12 +109,6 @@ struct RouteTable {
   bool idle() const noexcept;  // nothing refers to it any more
 };
 
-// An IPv4 or IPv6 network (a trusted proxy).
-struct Cidr {
-  sockaddr_storage network{};
-  unsigned prefix = 0;
-};
-
 // A counter written by the loop thread and read by any (Workers::stats(),
 // a metrics scrape): relaxed atomics cost a plain load and store on the
 // writer's side.
@@ -168,7 +163,7 @@ class ServerImpl {
   std::unique_ptr<RouteTable> table;                  // where new requests go
   std::vector<std::unique_ptr<RouteTable>> retiring;  // replaced, still in use or closing
   bool started = false;
-  std::vector<Cidr> trusted;
+  std::vector<detail::IpNetwork> trusted;  // ServerOptions::trusted_proxies
   BufferPool pool;
   uv_tcp_t listener{};
   bool listener_open = false;
@@ -456,7 +451,7 @@ bool is_idempotent(std::string_view method) noexcept;
 // Hop-by-hop fields, those `connection` names, the framing fields the proxy
 // sets itself, and Proxy/Proxy-* (server.cpp).
 bool is_hop_by_hop(std::string_view name, std::string_view connection) noexcept;
-bool parse_cidr(std::string_view text, Cidr& out) noexcept;
-bool cidr_contains(const Cidr& net, const sockaddr_storage& addr) noexcept;
+// Whether `address` is one of the server's trusted proxies.
+bool is_trusted_proxy(const ServerImpl& server, const detail::IpAddress& address) noexcept;
 
 }  // namespace portico::proxy

@@ -207,6 +207,13 @@ TEST_CASE("X-Forwarded-For from a trusted proxy is kept, and the client address 
   auto s2 = proxy::Server::create(&loop, bad);
   REQUIRE_FALSE(s2);
   CHECK(s2.error().message.find("trusted_proxies[0]") != std::string::npos);
+  // Bits set after the prefix: refused as ip-restriction refuses them.
+  bad.trusted_proxies = {"127.0.0.0/8", "10.0.0.1/8"};
+  auto s3 = proxy::Server::create(&loop, bad);
+  REQUIRE_FALSE(s3);
+  CHECK(s3.error().message ==
+        "trusted_proxies[1]: \"10.0.0.1/8\": bits are set after the /8 prefix (the network is "
+        "10.0.0.0/8)");
   uv_loop_close(&loop);
 }
 

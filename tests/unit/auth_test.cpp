@@ -2,7 +2,7 @@
 // directory, the options' validation and the plugins' JSON config.
 #include <doctest/doctest.h>
 
-#include "../../lib/filters/cidr.hpp"
+#include "../../lib/common/cidr.hpp"
 #include "../../lib/filters/jwks_fetcher.hpp"
 #include "../../lib/filters/registry.hpp"
 #include "../support/alloc_counter.hpp"

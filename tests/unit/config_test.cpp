@@ -290,9 +290,19 @@ TEST_SUITE("unit") {
           "listeners[0].address: 'localhost' is not a numeric IPv4 or IPv6 address");
     CHECK(one_problem(R"({"admin": {"address": "10.0.0.256"}})") ==
           "admin.address: '10.0.0.256' is not a numeric IPv4 or IPv6 address");
+    // The parser and the messages of ip-restriction's allow and deny.
     CHECK(one_problem(R"({"server": {"trusted_proxies": ["10.0.0.0/8", "10.0.0.0/33"]}})") ==
-          "server.trusted_proxies[1]: '10.0.0.0/33' is not an address or a CIDR such as "
-          "\"10.0.0.0/8\"");
+          "server.trusted_proxies[1]: \"10.0.0.0/33\": the prefix length must be a number from 0 "
+          "to 32");
+    CHECK(one_problem(R"({"server": {"trusted_proxies": ["10.0.0.1/8"]}})") ==
+          "server.trusted_proxies[0]: \"10.0.0.1/8\": bits are set after the /8 prefix (the "
+          "network is 10.0.0.0/8)");
+    CHECK(one_problem(R"({"server": {"trusted_proxies": ["::1", "2001:db8::1/32"]}})") ==
+          "server.trusted_proxies[1]: \"2001:db8::1/32\": bits are set after the /32 prefix (the "
+          "network is 2001:db8::/32)");
+    CHECK(one_problem(R"({"server": {"trusted_proxies": ["10.0.0.0/08"]}})") ==
+          "server.trusted_proxies[0]: \"10.0.0.0/08\": the prefix length must be a number from 0 "
+          "to 32");
     CHECK(
         one_problem(R"({"listeners": [{"port": 8080}, {"address": "127.0.0.1", "port": 8080}]})") ==
         "listeners[1].port: 127.0.0.1 port 8080 is already used by listeners[0]");
@@ -307,9 +317,10 @@ TEST_SUITE("unit") {
     CHECK(one_problem(
               with_service(R"({"name": "s", "endpoints": [{"address": "a b", "port": 1}]})")) ==
           "services[0].endpoints[0].address: 'a b' is neither an address nor a host name");
-    Loaded l = load(R"({"server": {"trusted_proxies": ["10.0.0.0/8", "::1", "fd00::/8"]}})");
+    Loaded l = load(
+        R"({"server": {"trusted_proxies": ["10.0.0.0/8", "::1", "fd00::/8", "192.0.2.7/32"]}})");
     CHECK(l.problems.empty());
-    CHECK(l.config.server.trusted_proxies.size() == 3);
+    CHECK(l.config.server.trusted_proxies.size() == 4);
   }
 
   TEST_CASE("config: weights") {
@@ -409,8 +420,7 @@ TEST_SUITE("unit") {
         "listeners[0].port: expected an integer from 0 to 65535, found -1",
         "server.idle_timeout: expected a duration such as \"250ms\", \"5s\" or \"2m\", found "
         "\"forever\"",
-        "server.trusted_proxies[0]: '300.0.0.1' is not an address or a CIDR such as "
-        "\"10.0.0.0/8\"",
+        "server.trusted_proxies[0]: \"300.0.0.1\": not an IPv4 or IPv6 address",
         "consumers[0].plan: no plan named 'gold'",
         "services[0].urls[0]: 'ftp://x': expected \"http://host:port\"",
         "services[0].policy: expected one of \"round_robin\", \"weighted_round_robin\", "

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
+#include <netinet/in.h>
 
 #include <cstring>
 
@@ -97,6 +98,18 @@ Result<IpNetwork> parse_ip_network(std::string_view text) {
                             address_text(masked(a, prefix)), prefix));
   if (is_v4_mapped(a) && prefix >= 96) return IpNetwork{unmap(a), prefix - 96};
   return IpNetwork{a, prefix};
+}
+
+std::optional<IpAddress> ip_address_of(const sockaddr_storage& address) noexcept {
+  IpAddress a;
+  if (address.ss_family == AF_INET) {
+    a.v4 = true;
+    std::memcpy(a.bytes.data(), &reinterpret_cast<const sockaddr_in*>(&address)->sin_addr, 4);
+    return a;
+  }
+  if (address.ss_family != AF_INET6) return std::nullopt;
+  std::memcpy(a.bytes.data(), &reinterpret_cast<const sockaddr_in6*>(&address)->sin6_addr, 16);
+  return is_v4_mapped(a) ? unmap(a) : a;
 }
 
 bool network_contains(const IpNetwork& network, const IpAddress& address) noexcept {

@@ -1,5 +1,7 @@
 // IPv4 and IPv6 networks in CIDR notation, parsed strictly, and matching of
-// client addresses against them (ip-restriction).
+// addresses against them: one parser for every list of networks (the
+// ip-restriction policy, the proxy's trusted proxies, the configuration
+// that names them), so all accept and refuse the same texts.
 //
 // Strict: an address inet_pton accepts (dotted-quad IPv4 without leading
 // zeros, or IPv6 text; no zone id, no spaces), an optional "/" and a prefix
@@ -9,6 +11,8 @@
 // IPv4-mapped IPv6 ("::ffff:10.0.0.0/104", a client "::ffff:10.1.2.3") are
 // treated as the IPv4 ones they carry, so one rule covers both socket kinds.
 #pragma once
+
+#include <sys/socket.h>
 
 #include <array>
 #include <optional>
@@ -31,6 +35,9 @@ struct IpNetwork {
 // The error message quotes `text` and says what is wrong with it.
 Result<IpNetwork> parse_ip_network(std::string_view text);
 std::optional<IpAddress> parse_ip_address(std::string_view text) noexcept;
+// The address of an AF_INET or AF_INET6 socket address (a peer), or
+// nullopt for another family.
+std::optional<IpAddress> ip_address_of(const sockaddr_storage& address) noexcept;
 bool network_contains(const IpNetwork& network, const IpAddress& address) noexcept;
 
 }  // namespace portico::detail
