@@ -125,6 +125,12 @@ class PORTICO_API RequestContext {
   void remove_request_header(std::string_view name);
   // Replaces the path and query sent upstream ("/v2/items?id=3").
   void set_upstream_path(std::string_view path_and_query);
+  // The path and query as they will be sent upstream: the last
+  // set_upstream_path() of this request, else the target as the client sent
+  // it (not normalised). A filter that rewrites the target builds on this,
+  // not on request().path, so that its edit keeps those of the filters
+  // before it. Valid until the next set_upstream_path().
+  std::string_view upstream_path() const noexcept;
   // The request header as the upstream will see it (edits applied).
   std::optional<std::string_view> request_header(std::string_view name) const noexcept;
 

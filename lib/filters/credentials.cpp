@@ -62,7 +62,9 @@ bool query_name_is(std::string_view raw_name, std::string_view name) noexcept {
 }
 
 void strip_query_params(proxy::RequestContext& ctx, std::span<const std::string> names) {
-  const std::string_view target = ctx.request().path;
+  // The target as the filters before this one left it (a path rewrite, a
+  // parameter another policy stripped), so that the edits add up.
+  const std::string_view target = ctx.upstream_path();
   const std::size_t q = target.find('?');
   if (q == std::string_view::npos) return;
   bool found = false;

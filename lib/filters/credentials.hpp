@@ -39,7 +39,9 @@ void for_each_query_param(std::string_view query, F&& f) {
 }
 
 // Sends the request upstream without the query parameters named in
-// `names`, every other byte of the target kept as it was.
+// `names`, every other byte of the target kept as it was. Works on the
+// target as earlier filters left it (RequestContext::upstream_path()), so
+// two policies that each strip their own parameter both take effect.
 void strip_query_params(proxy::RequestContext& ctx, std::span<const std::string> names);
 
 // Calls `f(name, value)` for every cookie of one Cookie header value.

@@ -305,6 +305,10 @@ void RequestContext::set_upstream_path(std::string_view path_and_query) {
   }
   x_->upstream_path.assign(path_and_query);
 }
+std::string_view RequestContext::upstream_path() const noexcept {
+  if (!x_->upstream_path.empty()) return x_->upstream_path;
+  return x_->parser.head().path;
+}
 std::optional<std::string_view> RequestContext::request_header(
     std::string_view name) const noexcept {
   const std::string_view original = x_->parser.head().header(name);

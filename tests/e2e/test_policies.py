@@ -54,6 +54,11 @@ ROUTES = [
           [jwt_plugin(query_param="access_token"),
            {"name": "request-transformer",
             "config": {"add": {"headers": ["X-Subject:$(claims.sub)"]}}}]),
+    route("both-auth", "/both",
+          [{"name": "key-auth", "config": {"query_names": ["apikey"]}},
+           jwt_plugin(query_param="access_token")]),
+    route("strip-keys", "/strip-keys",
+          [{"name": "key-auth", "config": {"query_names": ["apikey"]}}], strip_path=True),
     route("jwt-role", "/jwt-role", [jwt_plugin(required_roles=["admin"])]),
     route("jwt-scope", "/jwt-scope", [jwt_plugin(required_scopes=["orders:read"])]),
     route("limited", "/limited",
@@ -283,6 +288,19 @@ class Policies(GatewayTestCase):
         r = self.gw.get(f"/jwt/q?x=1&access_token={token()}")
         self.assertFromUpstream(r, "app", "/jwt/q?x=1")
         self.assertEqual(self.upstream_saw("x-user-id"), "alice")
+
+    def test_two_policies_strip_their_query_parameters_from_one_target(self):
+        # Each builds on the target as the one before left it: neither
+        # parameter reaches the upstream, every other byte does.
+        r = self.gw.get(f"/both/q?a=1&apikey=alice-key&b=%2F&access_token={token()}&c")
+        self.assertFromUpstream(r, "app", "/both/q?a=1&b=%2F&c")
+        r = self.gw.get(f"/both/q?access_token={token()}&apikey=alice-key")
+        self.assertFromUpstream(r, "app", "/both/q")
+
+    def test_query_key_stripping_keeps_the_strip_path_rewrite(self):
+        r = self.gw.get("/strip-keys/q?a=1&apikey=alice-key")
+        self.assertFromUpstream(r, "app", "/q?a=1")
+        self.assertEqual(self.upstream_saw("x-consumer-id"), "alice")
 
     def test_jwt_two_tokens_are_refused(self):
         tok = token()
