@@ -5,7 +5,17 @@
 // cluster (the request streams to a pooled keep-alive connection and the
 // response streams back) or an in-process handler (a callback in the host
 // program). Errors are answered with the right status and a short body
-// naming the cause; nothing aborts the host.
+// naming the cause, in the format the host chooses (ServerOptions::
+// error_formatter); nothing aborts the host.
+//
+// Keep-alive after an error of the proxy's own: the connection stays open
+// when the request's framing says where it ends and the whole request was
+// read (a 404 or 405 for a request without a body, a 502, 503 or 504 once
+// the body was read or buffered), as Envoy and NGINX do. It is closed when
+// what follows on it cannot be trusted: a head that does not parse (400,
+// 414, 431...), a smuggling shape, a head that did not arrive in time
+// (408), a target the proxy cannot read as a path, or a body that was not
+// read to its end (413, an error while the body streamed).
 //
 // The embedding contract: the Server runs on the uv_loop_t the host gives it,
 // installs no signal handlers, starts no threads, and is stopped with stop(),
@@ -147,6 +157,20 @@ struct RouteOptions {
   std::vector<std::shared_ptr<Filter>> filters;
 };
 
+// Writes the body of an answer the proxy makes itself (no route, a body
+// too large, an upstream that refused or timed out...) into `body`, and
+// returns its Content-Type. `cause` says what went wrong in a sentence
+// ("no route matches this request"); `request` is the request as far as it
+// arrived (its head may be empty when it did not parse) and, once the
+// filters ran, carries what they learnt (RequestContext::shared_state),
+// such as the request id a policy set. `body` arrives empty and keeps its
+// capacity from one request to the next, so appending to it does not
+// allocate once warm. The returned view must outlive the call (a literal).
+// Called on the loop thread; an exception from it is caught and the
+// default body sent instead.
+using ErrorFormatter = std::function<std::string_view(const RequestContext& request, int status,
+                                                      std::string_view cause, std::string& body)>;
+
 struct ServerOptions {
   std::string address = "127.0.0.1";
   std::uint16_t port = 0;  // 0: an ephemeral port (see Server::port())
@@ -177,6 +201,10 @@ struct ServerOptions {
   // Run for every request, before the route's filters. Their on_log runs
   // for unrouted requests (404, 405, 400) too.
   std::vector<std::shared_ptr<Filter>> filters;
+  // The body of the proxy's own error answers; empty: text/plain,
+  // "<cause> (request <RequestContext::request_id()>)\n". Kept across
+  // reload() like the listener.
+  ErrorFormatter error_formatter;
 };
 
 struct ServerStats {

@@ -1,6 +1,7 @@
 #include "error_response.hpp"
 
 #include <array>
+#include <charconv>
 #include <cstdio>
 #include <string>
 
@@ -23,18 +24,32 @@ void append_json_escaped(std::string& out, std::string_view text) {
   }
 }
 
-void respond_error(proxy::RequestContext& ctx, int status, std::string_view message,
-                   std::span<const http::Header> headers) {
-  std::string body = "{\"error\":\"";
-  append_json_escaped(body, message);
-  body += "\",\"request_id\":\"";
+void append_error_json(std::string& out, const proxy::RequestContext& ctx,
+                       std::string_view message) {
+  out += "{\"error\":\"";
+  append_json_escaped(out, message);
+  out += "\",\"request_id\":\"";
   const filters::RequestState* state = filters::find_request_state(ctx);
   if (state != nullptr && !state->request_id.empty()) {
-    append_json_escaped(body, state->request_id);
+    append_json_escaped(out, state->request_id);
   } else {
-    body += std::to_string(ctx.request_id());
+    char digits[24];
+    const auto end = std::to_chars(digits, digits + sizeof digits, ctx.request_id()).ptr;
+    out.append(digits, end);
   }
-  body += "\"}\n";
+  out += "\"}\n";
+}
+
+std::string_view format_proxy_error(const proxy::RequestContext& ctx, int /*status*/,
+                                    std::string_view cause, std::string& body) {
+  append_error_json(body, ctx, cause);
+  return "application/json";
+}
+
+void respond_error(proxy::RequestContext& ctx, int status, std::string_view message,
+                   std::span<const http::Header> headers) {
+  std::string body;
+  append_error_json(body, ctx, message);
   // The caller's headers first, then the content type, in one list.
   std::array<http::Header, 16> all;
   std::size_t n = 0;

@@ -93,6 +93,7 @@ proxy::ServerOptions admin_server_options(const AdminOptions& options,
   proxy::ServerOptions o;
   o.address = options.address;
   o.port = options.port;
+  o.error_formatter = format_proxy_error;
   const MethodSet get{Method::get, Method::head};
   o.routes.push_back(admin_route("/metrics", get,
                                  guarded(metrics::Registry::kContentType,

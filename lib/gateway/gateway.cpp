@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "../config/gateway_config.hpp"
+#include "../filters/error_response.hpp"
 #include "admin.hpp"
 #include "assemble.hpp"
 #include "control_loop.hpp"
@@ -332,6 +333,8 @@ proxy::ServerOptions GatewayImpl::server_options(const Generation& g, std::size_
   o.clusters = g.assembled.clusters;
   o.routes = g.assembled.routes;
   o.filters.push_back(g.observe);
+  // The proxy's own errors in the policies' JSON shape.
+  o.error_formatter = detail::format_proxy_error;
   unsigned first_index = 0;
   for (std::size_t i = 0; i < listener; ++i)
     first_index += worker_count(c.listeners[i]);

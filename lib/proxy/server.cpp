@@ -218,7 +218,8 @@ void on_conn_idle_timeout(void* owner) {
 }
 
 void on_conn_header_timeout(void* owner) {
-  conn_respond_error(static_cast<Conn*>(owner), 408, "the request head did not arrive in time");
+  conn_respond_error(static_cast<Conn*>(owner), 408, "the request head did not arrive in time",
+                     AfterError::close);
 }
 
 void on_conn_request_timeout(void* owner) {
@@ -346,8 +347,36 @@ void conn_respond_local(Conn* c) {
   }
 }
 
+// The default body of a proxy error: the cause and the request's number.
+std::string_view write_text_error(const RequestContext& request, std::string_view cause,
+                                  std::string& body) {
+  char id[24];
+  const int id_len =
+      std::snprintf(id, sizeof id, "%llu", static_cast<unsigned long long>(request.request_id()));
+  body.append(cause).append(" (request ").append(id, static_cast<std::size_t>(id_len)) += ")\n";
+  return "text/plain";
+}
+
+// The body and Content-Type of a proxy error, by the host's formatter when
+// it set one. A formatter that throws gets the default body instead: an
+// exception must not unwind through the loop's callbacks.
+std::string_view write_error_body(Conn* c, int status, std::string_view cause) {
+  Exchange* x = c->x;
+  x->local_body.clear();
+  const ErrorFormatter& format = c->server->options.error_formatter;
+  if (format) {
+    try {
+      return format(x->ctx, status, cause, x->local_body);
+    } catch (...) {
+      x->local_body.clear();
+    }
+  }
+  return write_text_error(x->ctx, cause, x->local_body);
+}
+
 // A complete response of the proxy's own: the request cannot go on.
-void conn_respond_error(Conn* c, int status, std::string_view cause) {
+// `after` says whether the connection may stay open for the next request.
+void conn_respond_error(Conn* c, int status, std::string_view cause, AfterError after) {
   if (c->state == ConnState::closing) return;
   if (c->response_started || c->writing) {
     conn_close(c);  // a status cannot be changed once the response began
@@ -357,17 +386,16 @@ void conn_respond_error(Conn* c, int status, std::string_view cause) {
   conn_abort(c);
   conn_read_stop(c);
   c->deadline.disarm();
-  c->close_after_response = true;  // the request's remaining bytes are unknown
+  c->head_timer = false;
+  if (after == AfterError::close) c->close_after_response = true;
+  // A head that never parsed still gets a number to quote.
+  if (x->request_id == 0) x->request_id = c->server->next_request_id++;
   x->paused = false;
   x->error_text.assign(cause.substr(0, 400));
-  char body[512];
-  const int body_len =
-      std::snprintf(body, sizeof body, "%s (request %llu)\n", x->error_text.c_str(),
-                    static_cast<unsigned long long>(c->x->request_id));
   x->local_status = x->response_status = status;
-  x->local_body.assign(body, static_cast<std::size_t>(body_len));
+  const std::string_view content_type = write_error_body(c, status, x->error_text);
   x->local_headers.clear();
-  x->local_headers.add(EditOp::set, "content-type", "text/plain");
+  x->local_headers.add(EditOp::set, "content-type", content_type);
   if (status == 503 && x->retry_after > Duration::zero()) {
     // Whole seconds, rounded up (RFC 9110 section 10.2.3).
     const auto secs = std::chrono::ceil<std::chrono::seconds>(x->retry_after).count();
@@ -379,6 +407,20 @@ void conn_respond_error(Conn* c, int status, std::string_view cause) {
   conn_respond_local(c);
 }
 
+// Passes over a request body nobody read, when it is all in the buffer
+// already (a small body of a request answered locally, such as a 404 or a
+// 401), so that the connection can carry the next request. A body not yet
+// arrived, or partly parsed, leaves the connection to be closed.
+bool conn_skip_body(Conn* c) {
+  const Exchange* x = c->x;
+  if (c->request_framing != http::Framing::content_length || x->body_seen != 0 ||
+      x->parser.head().content_length > c->len - c->cursor)
+    return false;
+  c->cursor += static_cast<std::size_t>(x->parser.head().content_length);
+  c->request_done = true;
+  return true;
+}
+
 // Writes x's local answer: status, headers and body.
 void conn_write_local(Conn* c) {
   Exchange* x = c->x;
@@ -388,7 +430,7 @@ void conn_write_local(Conn* c) {
     return;
   }
   if (c->server->stopping) c->keep_alive = false;
-  if (!c->request_done && c->request_framing != http::Framing::none) {
+  if (!c->request_done && c->request_framing != http::Framing::none && !conn_skip_body(c)) {
     c->close_after_response = true;  // the rest of the request body is unread
     conn_read_stop(c);
   }
@@ -574,7 +616,7 @@ void conn_forward_body(Conn* c, std::size_t head_pieces) {
     http::BodyProgress p = x->parser.parse_body({c->buf + c->cursor, c->len - c->cursor}, *c);
     c->cursor += p.consumed;
     if (p.state == http::ParseState::error) {
-      conn_respond_error(c, x->parser.error().status, x->parser.error().reason);
+      conn_respond_error(c, x->parser.error().status, x->parser.error().reason, AfterError::close);
       return;
     }
     conn_flush_overflow(c);
@@ -585,7 +627,9 @@ void conn_forward_body(Conn* c, std::size_t head_pieces) {
       (c->request_framing == http::Framing::content_length && x->parser.head().content_length == 0))
     done = true;
   if (c->x->body_seen > c->route->options->max_body_bytes) {
-    conn_respond_error(c, 413, "the request body is larger than this route allows");
+    // Mid-body: where the request ends is not known.
+    conn_respond_error(c, 413, "the request body is larger than this route allows",
+                       AfterError::close);
     return;
   }
   x->outcome.request_body_bytes = c->x->body_seen;
@@ -681,13 +725,13 @@ void conn_start_request(Conn* c) {
     path = path.substr(0, q);
   }
   if (path.empty() || path.front() != '/') {
-    conn_respond_error(c, 400, "the request target is not a path");
+    conn_respond_error(c, 400, "the request target is not a path", AfterError::close);
     return;
   }
   x->path.resize(path.size());
   auto normal = normalize_path(path, std::span<char>(x->path.data(), x->path.size()));
   if (!normal) {
-    conn_respond_error(c, 400, "the request path is malformed");
+    conn_respond_error(c, 400, "the request path is malformed", AfterError::close);
     return;
   }
   x->path.resize(*normal);
@@ -797,7 +841,7 @@ void conn_process(Conn* c) {
       return;
     }
     if (st == http::ParseState::error) {
-      conn_respond_error(c, x->parser.error().status, x->parser.error().reason);
+      conn_respond_error(c, x->parser.error().status, x->parser.error().reason, AfterError::close);
       return;
     }
     c->deadline.disarm();

@@ -427,7 +427,17 @@ void chain_reset(Exchange* x);
 void conn_after_request_filters(Conn* c);
 void conn_after_request_body_filters(Conn* c);
 void conn_after_response_filters(Conn* c);
-void conn_respond_error(Conn* c, int status, std::string_view cause);
+// Whether a connection may carry another request after a proxy error.
+enum class AfterError : std::uint8_t {
+  // Yes, when the request's framing says where it ends and it was read
+  // whole (conn_write_local closes otherwise).
+  keep_if_complete,
+  // No: what follows on the connection cannot be trusted (the head did not
+  // parse or arrive, or the body did not parse).
+  close,
+};
+void conn_respond_error(Conn* c, int status, std::string_view cause,
+                        AfterError after = AfterError::keep_if_complete);
 void conn_abort(Conn* c);
 void up_close(UpConn* u);
 

@@ -4,6 +4,7 @@
 
 #include <csignal>
 #include <optional>
+#include <stdexcept>
 
 #include "gateway.hpp"
 #include "net.hpp"
@@ -13,7 +14,18 @@ using namespace portico;
 using namespace portico::test;
 using namespace std::chrono_literals;
 
-namespace {}  // namespace
+namespace {
+
+// Whether the peer closed `fd`: a read sees the end of the stream (within
+// a second) rather than data or silence.
+bool peer_closed(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, 1000) <= 0) return false;
+  char byte;
+  return ::recv(fd, &byte, 1, 0) == 0;
+}
+
+}  // namespace
 
 TEST_CASE("in-process handler: keep-alive, pipelining in order, HEAD without body") {
   proxy::ServerOptions o;
@@ -63,6 +75,116 @@ TEST_CASE("routing and parse errors answer with the right status") {
   CHECK(status_of(roundtrip(gw.port(), "GET /only-get/../only-get HTTP/1.1\r\nHost: a\r\n\r\n")) ==
         200);
   CHECK(status_of(roundtrip(gw.port(), "GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n")) == 400);
+}
+
+TEST_CASE("proxy errors keep the connection when the request was read whole") {
+  proxy::ServerOptions o;
+  // A port nothing listens on: bind one, then close it.
+  std::uint16_t dead_port;
+  {
+    Upstream probe([](const std::string&) { return std::string(); });
+    dead_port = probe.port();
+  }
+  auto dead = cluster_of("dead", {dead_port});
+  dead.retry.max_retries = 0;
+  o.clusters.push_back(dead);
+  o.routes.push_back(cluster_route("/dead", "dead"));
+  o.routes.push_back(handler_route("/echo", echo_handler()));
+  Gateway gw(o);
+  const int fd = connect_to(gw.port());
+  REQUIRE(fd >= 0);
+  auto one = [&](const std::string& request) {
+    REQUIRE(send_all(fd, request));
+    return read_until(fd, [](const std::string& s) { return has_responses(s, 1); });
+  };
+  std::string r = one("GET /nope HTTP/1.1\r\nHost: a\r\n\r\n");
+  CHECK(status_of(r) == 404);
+  CHECK(r.find("connection: close") == std::string::npos);
+  // A body nobody read, already in the buffer, is passed over.
+  r = one("POST /nope HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello");
+  CHECK(status_of(r) == 404);
+  CHECK(r.find("connection: close") == std::string::npos);
+  r = one("GET /dead HTTP/1.1\r\nHost: a\r\n\r\n");
+  CHECK(status_of(r) == 502);
+  CHECK(r.find("connection: close") == std::string::npos);
+  r = one("GET /echo HTTP/1.1\r\nHost: a\r\n\r\n");
+  CHECK(status_of(r) == 200);
+  CHECK(r.substr(r.size() - 5) == "hello");
+  CHECK(gw.stats().connections_accepted == 1);
+  ::close(fd);
+
+  // A body that has not all arrived cannot be passed over: answer, close.
+  const int partial = connect_to(gw.port());
+  REQUIRE(partial >= 0);
+  REQUIRE(send_all(partial, "POST /nope HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nhel"));
+  r = read_until(partial, [](const std::string& s) { return has_responses(s, 1); });
+  CHECK(status_of(r) == 404);
+  CHECK(r.find("connection: close") != std::string::npos);
+  CHECK(peer_closed(partial));
+  ::close(partial);
+}
+
+TEST_CASE("a request that does not parse is answered and its connection closed") {
+  proxy::ServerOptions o;
+  o.routes.push_back(handler_route("/echo", echo_handler()));
+  Gateway gw(o);
+  for (const char* raw :
+       {"GET /echo HTTP/1.1 extra\r\nHost: a\r\n\r\n", "GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET /echo HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n"}) {
+    INFO(raw);
+    const int fd = connect_to(gw.port());
+    REQUIRE(fd >= 0);
+    // A second request follows: it must not be read as one.
+    REQUIRE(send_all(fd, std::string(raw) + "GET /echo HTTP/1.1\r\nHost: a\r\n\r\n"));
+    const std::string r = read_until(fd, [](const std::string& s) { return has_responses(s, 1); });
+    CHECK(status_of(r) == 400);
+    CHECK(r.find("connection: close") != std::string::npos);
+    CHECK(peer_closed(fd));
+    ::close(fd);
+  }
+}
+
+TEST_CASE("the embedder chooses the body of the proxy's own errors") {
+  struct SetsId final : proxy::Filter {
+    proxy::FilterStatus on_request_headers(proxy::RequestContext& ctx) override {
+      static const char kId[] = "req-7";
+      ctx.set_shared_state(const_cast<char*>(kId));
+      return proxy::FilterStatus::next;
+    }
+  };
+  proxy::ServerOptions o;
+  o.clusters.push_back(cluster_of("empty", {}));
+  proxy::RouteOptions empty = cluster_route("/empty", "empty");
+  empty.filters.push_back(std::make_shared<SetsId>());
+  o.routes.push_back(empty);
+  o.error_formatter = [](const proxy::RequestContext& ctx, int status, std::string_view cause,
+                         std::string& body) -> std::string_view {
+    if (cause.find("no route") != std::string_view::npos && ctx.request().path == "/throw")
+      throw std::runtime_error("formatter failed");
+    const char* id = static_cast<const char*>(ctx.shared_state());
+    body += "{\"status\":" + std::to_string(status) + ",\"error\":\"" + std::string(cause) +
+            "\",\"id\":\"" + (id ? std::string(id) : std::to_string(ctx.request_id())) + "\"}";
+    return "application/json";
+  };
+  Gateway gw(o);
+  std::string r = roundtrip(gw.port(), "GET /nope HTTP/1.1\r\nHost: a\r\n\r\n");
+  CHECK(status_of(r) == 404);
+  CHECK(r.find("content-type: application/json\r\n") != std::string::npos);
+  CHECK(r.find("\r\n\r\n{\"status\":404,\"error\":\"no route matches this request\",\"id\":\"") !=
+        std::string::npos);
+  // The state the route's filters left is there for the formatter.
+  r = roundtrip(gw.port(), "GET /empty HTTP/1.1\r\nHost: a\r\n\r\n");
+  CHECK(status_of(r) == 503);
+  CHECK(r.find("\"id\":\"req-7\"}") != std::string::npos);
+  // A head that never parsed still has a request number to quote.
+  r = roundtrip(gw.port(), "GET /echo HTTP/1.1 extra\r\nHost: a\r\n\r\n");
+  CHECK(status_of(r) == 400);
+  CHECK(r.find("\"id\":\"0\"") == std::string::npos);
+  // A formatter that throws: the default text body instead.
+  r = roundtrip(gw.port(), "GET /throw HTTP/1.1\r\nHost: a\r\n\r\n");
+  CHECK(status_of(r) == 404);
+  CHECK(r.find("content-type: text/plain\r\n") != std::string::npos);
+  CHECK(r.find("no route matches this request (request ") != std::string::npos);
 }
 
 TEST_CASE("proxy: forwards requests, strips hop-by-hop headers, reuses upstream connections") {
