@@ -5,6 +5,7 @@
 #include <map>
 #include <utility>
 
+#include "../filters/error_response.hpp"
 #include "portico/filters/request_state.hpp"
 
 namespace portico::detail {
@@ -87,7 +88,7 @@ class UpstreamPath final : public proxy::Filter {
       put(ctx.query());
     }
     if (n == sizeof buf) {
-      ctx.respond(414, "the rewritten path is too long\n");
+      respond_error(ctx, 414, "the rewritten path is too long");
       return proxy::FilterStatus::respond;
     }
     ctx.set_upstream_path(std::string_view(buf, n));

@@ -1028,8 +1028,9 @@ void up_fail(UpConn* u, int status, std::string_view cause) {
     conn_retry(c);
     return;
   }
-  std::string text = std::string(cause) + " (" + u->endpoint->label + ")";
-  conn_respond_error(c, status, text);
+  // The endpoint's address stays out of the body: clients have no business
+  // learning internal addresses (the access log records the endpoint).
+  conn_respond_error(c, status, cause);
 }
 
 // Returns a finished exchange's connection to its endpoint's pool.
