@@ -462,8 +462,11 @@ TEST_CASE("holder: readers see whole sets, never an older one after a newer one"
     }
   };
   std::thread r1(read), r2(read);
-  // Sets made in order have increasing ids.
-  for (int i = 0; i < 3000; ++i) {
+  // Sets made in order have increasing ids. The writer goes on until the
+  // readers have read a while too (bounded in time).
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  int i = 0;
+  for (; i < 3000 || (reads.load() < 3000 && std::chrono::steady_clock::now() < give_up); ++i) {
     KeySet set;
     REQUIRE(set.add_hmac_secret(kSecret, {"k" + std::to_string(i), {}}));
     holder->replace(std::move(set));
@@ -473,7 +476,7 @@ TEST_CASE("holder: readers see whole sets, never an older one after a newer one"
   r2.join();
   CHECK(broken.load() == 0);
   CHECK(reads.load() > 0);
-  CHECK(holder->current()->key(0).kid == "k2999");
+  CHECK(holder->current()->key(0).kid == "k" + std::to_string(i - 1));
 }
 
 // --------------------------------------------------------------- options
