@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   g++ meson ninja-build pkg-config
   libuv1-dev libmbedtls-dev libfmt-dev picojson-dev doctest-dev
+  ca-certificates  # the system CA bundle jwt-auth verifies https:// JWKS servers against
   node-llhttp    # llhttp's generated C sources, compiled by subprojects/llhttp
   clang-format   # the formatting check in CI
   clang libclang-rt-14-dev  # the fuzz targets in CI: clang's libFuzzer and sanitizer runtimes

@@ -197,10 +197,15 @@ class PORTICO_API KeySet {
 };
 
 // Holds the KeySet in force. Readers take a reference-counted snapshot, so a
-// replacement never disturbs a verification in progress.
+// replacement never disturbs a verification in progress. current() takes no
+// lock and never waits for replace(); replace() waits (briefly) for the
+// readers still copying the set it retires, and replacements are serialised.
 class PORTICO_API KeySetHolder {
  public:
   explicit KeySetHolder(KeySet initial = {});
+  ~KeySetHolder();
+  KeySetHolder(const KeySetHolder&) = delete;
+  KeySetHolder& operator=(const KeySetHolder&) = delete;
 
   std::shared_ptr<const KeySet> current() const noexcept;
   std::uint64_t current_id() const noexcept { return current_id_.load(std::memory_order_acquire); }
@@ -212,7 +217,8 @@ class PORTICO_API KeySetHolder {
   Status replace_from_jwks(std::string_view json);
 
  private:
-  std::atomic<std::shared_ptr<const KeySet>> current_;
+  struct Slots;  // why not std::atomic<std::shared_ptr>: lib/jwt/key_set.cpp
+  std::unique_ptr<Slots> slots_;
   std::atomic<std::uint64_t> current_id_{0};
 };
 

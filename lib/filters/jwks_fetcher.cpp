@@ -49,12 +49,17 @@ std::optional<std::uint16_t> parse_port(std::string_view digits) noexcept {
 }  // namespace
 
 Result<HttpUrl> parse_http_url(std::string_view url) {
-  if (starts_with_ci(url, "https://"))
-    return url_error(
-        "https:// JWKS URLs are not supported yet: use http:// on a network you trust, or give "
-        "the keys inline or in a file");
-  if (!starts_with_ci(url, "http://")) return url_error("expected an http:// URL");
-  std::string_view rest = url.substr(7);
+  HttpUrl out;
+  std::string_view rest;
+  if (starts_with_ci(url, "https://")) {
+    out.tls = true;
+    out.port = 443;
+    rest = url.substr(8);
+  } else if (starts_with_ci(url, "http://")) {
+    rest = url.substr(7);
+  } else {
+    return url_error("expected an http:// or https:// URL");
+  }
   const std::size_t end = rest.find_first_of("/?#");
   const std::string_view authority = rest.substr(0, end);
   std::string_view tail = end == std::string_view::npos ? std::string_view() : rest.substr(end);
@@ -62,7 +67,6 @@ Result<HttpUrl> parse_http_url(std::string_view url) {
   if (authority.find('@') != std::string_view::npos)
     return url_error("user information in the URL is not supported");
   if (authority.empty()) return url_error("the URL has no host");
-  HttpUrl out;
   out.authority = std::string(authority);
   std::string_view port_text;
   if (authority.front() == '[') {
@@ -110,13 +114,14 @@ Result<HttpUrl> parse_http_url(std::string_view url) {
 // has called back; from its end on it never touches its fetcher again.
 struct Fetch final : http::BodySink {
   Fetch(JwksFetcher* fetcher, uv_loop_t* l, const JwksFetchOptions& options)
-      : owner(fetcher), loop(l), max_bytes(options.max_bytes) {}
+      : owner(fetcher), loop(l), max_bytes(options.max_bytes), timeout(options.timeout) {}
 
   void on_body(std::string_view data) override { body.append(data); }
 
   JwksFetcher* owner;  // null once finished
   uv_loop_t* loop;
   std::size_t max_bytes;
+  Duration timeout;
   uv_getaddrinfo_t resolve{};
   uv_tcp_t tcp{};
   uv_timer_t deadline{};
@@ -126,13 +131,26 @@ struct Fetch final : http::BodySink {
   bool resolving = false;
   bool tcp_open = false;
   bool finished = false;
+  bool connected = false;
   bool head_done = false;
   std::size_t total_read = 0;
   std::string request;
   std::string received;  // bytes not yet parsed
   std::string body;
   http::ResponseParser parser{};
+  // https:// only: the session the bytes go through, and the context it
+  // verifies with (the fetcher's, kept alive by this reference).
+  std::shared_ptr<TlsClientContext> tls_context;
+  std::unique_ptr<TlsClientSession> tls;
+  bool request_sent = false;
   char chunk[kReadChunk];
+};
+
+// One write of TLS records: the bytes live until libuv is done with them,
+// which may be after the fetch has finished (a cancelled write).
+struct TlsWrite {
+  uv_write_t req{};
+  std::string bytes;
 };
 
 class JwksFetcher {
@@ -187,12 +205,26 @@ void fetch_handle_closed(uv_handle_t* h) {
   fetch_maybe_free(f);
 }
 
+// A TLS session that ended well says so (close_notify) before the socket
+// closes; best effort, as a server that already left cannot hear it.
+void fetch_tls_goodbye(Fetch* f) {
+  if (f->tls == nullptr || f->tls->state() != TlsClientSession::State::open) return;
+  f->tls->close();
+  const std::string alert = f->tls->take_output();
+  const uv_buf_t b =
+      uv_buf_init(const_cast<char*>(alert.data()), static_cast<unsigned>(alert.size()));
+  uv_try_write(reinterpret_cast<uv_stream_t*>(&f->tcp), &b, 1);
+}
+
 void fetch_finish(Fetch* f, bool ok, std::string error) {
   if (f->finished) return;
   f->finished = true;
   if (f->resolving) uv_cancel(reinterpret_cast<uv_req_t*>(&f->resolve));
   uv_close(reinterpret_cast<uv_handle_t*>(&f->deadline), fetch_handle_closed);
-  if (f->tcp_open) uv_close(reinterpret_cast<uv_handle_t*>(&f->tcp), fetch_handle_closed);
+  if (f->tcp_open) {
+    if (ok) fetch_tls_goodbye(f);
+    uv_close(reinterpret_cast<uv_handle_t*>(&f->tcp), fetch_handle_closed);
+  }
   JwksFetcher* owner = f->owner;
   f->owner = nullptr;
   owner->fetch_done(ok, ok ? std::move(f->body) : std::string(), std::move(error));
@@ -233,34 +265,93 @@ void fetch_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
   buf->len = sizeof f->chunk;
 }
 
-void fetch_read(uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
-  auto* f = static_cast<Fetch*>(s->data);
-  if (f->finished || nread == 0) return;
-  if (nread == UV_EOF) {
-    if (!f->head_done) return fetch_fail(f, "the connection closed before a response");
-    if (f->parser.finish_at_eof() == http::ParseState::complete) return fetch_finish(f, true, {});
-    return fetch_fail(f, "the connection closed in the middle of the body");
-  }
-  if (nread < 0) return fetch_fail(f, fmt::format("read failed ({})", uv_strerror(nread)));
-  f->total_read += static_cast<std::size_t>(nread);
+// The end of the response's bytes (the socket's, or the TLS stream's).
+void fetch_eof(Fetch* f) {
+  if (!f->head_done) return fetch_fail(f, "the connection closed before a response");
+  if (f->parser.finish_at_eof() == http::ParseState::complete) return fetch_finish(f, true, {});
+  return fetch_fail(f, "the connection closed in the middle of the body");
+}
+
+// Response bytes in the clear, from the socket or out of TLS.
+void fetch_received(Fetch* f, std::string_view data) {
+  f->total_read += data.size();
   // Chunk framing may cost more bytes than the body itself, but not this many.
   if (f->total_read > 8 * f->max_bytes + kMaxHeadBytes)
     return fetch_fail(f, fmt::format("the JWKS is larger than {} bytes", f->max_bytes));
-  f->received.append(f->chunk, static_cast<std::size_t>(nread));
+  f->received.append(data);
   fetch_parse(f);
+}
+
+void fetch_tls_written(uv_write_t* req, int) {
+  delete static_cast<TlsWrite*>(req->data);
+}
+
+// Sends the records the TLS session has ready. A failed write needs no
+// report of its own: the read side sees the reset.
+bool fetch_tls_flush(Fetch* f) {
+  if (!f->tls->has_output()) return true;
+  auto* w = new TlsWrite;
+  w->bytes = f->tls->take_output();
+  w->req.data = w;
+  const uv_buf_t b = uv_buf_init(w->bytes.data(), static_cast<unsigned>(w->bytes.size()));
+  if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&f->tcp), &b, 1, fetch_tls_written) != 0) {
+    delete w;
+    return false;
+  }
+  return true;
+}
+
+// Moves the TLS session on after bytes (or the end) arrived: the handshake,
+// then the request once, then the response in the clear.
+void fetch_tls_step(Fetch* f) {
+  std::string plain;
+  const TlsClientSession::State st = f->tls->step(plain);
+  if (st == TlsClientSession::State::failed) {
+    fetch_tls_flush(f);  // the alert that tells the server why, if any
+    return fetch_fail(f, f->tls->error());
+  }
+  if (f->tls->handshake_done() && !f->request_sent) {
+    f->request_sent = true;
+    if (!f->tls->send(f->request)) return fetch_fail(f, f->tls->error());
+  }
+  if (!fetch_tls_flush(f)) return fetch_fail(f, "cannot send the request");
+  if (!plain.empty()) {
+    fetch_received(f, plain);
+    if (f->finished) return;
+  }
+  if (st == TlsClientSession::State::closed) fetch_eof(f);
+}
+
+void fetch_read(uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
+  auto* f = static_cast<Fetch*>(s->data);
+  if (f->finished || nread == 0) return;
+  if (nread < 0 && nread != UV_EOF)
+    return fetch_fail(f, fmt::format("read failed ({})", uv_strerror(nread)));
+  if (f->tls != nullptr) {
+    if (nread == UV_EOF) {
+      f->tls->receive_eof();
+    } else {
+      f->tls->receive({f->chunk, static_cast<std::size_t>(nread)});
+    }
+    return fetch_tls_step(f);
+  }
+  if (nread == UV_EOF) return fetch_eof(f);
+  fetch_received(f, {f->chunk, static_cast<std::size_t>(nread)});
 }
 
 void fetch_connected(uv_connect_t* req, int status) {
   auto* f = static_cast<Fetch*>(req->data);
   if (f->finished) return;
   if (status != 0) return fetch_fail(f, fmt::format("cannot connect ({})", uv_strerror(status)));
+  f->connected = true;
   auto* stream = reinterpret_cast<uv_stream_t*>(&f->tcp);
+  if (uv_read_start(stream, fetch_alloc, fetch_read) != 0)
+    return fetch_fail(f, "cannot read from the connection");
+  if (f->tls != nullptr) return fetch_tls_step(f);  // the ClientHello
   const uv_buf_t b =
       uv_buf_init(const_cast<char*>(f->request.data()), static_cast<unsigned>(f->request.size()));
   // A failed write needs no callback: the read side sees the reset.
-  if (uv_write(&f->write, stream, &b, 1, nullptr) != 0 ||
-      uv_read_start(stream, fetch_alloc, fetch_read) != 0)
-    fetch_fail(f, "cannot send the request");
+  if (uv_write(&f->write, stream, &b, 1, nullptr) != 0) fetch_fail(f, "cannot send the request");
 }
 
 void fetch_connect(Fetch* f, const sockaddr* addr) {
@@ -293,7 +384,11 @@ void fetch_resolved(uv_getaddrinfo_t* req, int status, addrinfo* res) {
 
 void fetch_deadline(uv_timer_t* t) {
   auto* f = static_cast<Fetch*>(t->data);
-  fetch_fail(f, "no complete answer in time");
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(f->timeout).count();
+  if (!f->connected) return fetch_fail(f, fmt::format("no connection within {}ms", ms));
+  if (f->tls != nullptr && !f->tls->handshake_done())
+    return fetch_fail(f, fmt::format("TLS handshake timed out after {}ms", ms));
+  fetch_fail(f, fmt::format("no complete answer within {}ms", ms));
 }
 
 void fetch_start(Fetch* f, const JwksFetchOptions& options) {
@@ -307,6 +402,13 @@ void fetch_start(Fetch* f, const JwksFetchOptions& options) {
   uv_unref(reinterpret_cast<uv_handle_t*>(&f->deadline));
   ++f->open_handles;
   uv_timer_start(&f->deadline, fetch_deadline, timer_ms(options.timeout), 0);
+  if (url.tls) {
+    if (options.tls == nullptr) return fetch_fail(f, "no trust anchors for an https:// URL");
+    auto session = TlsClientSession::create(*options.tls, url.host);
+    if (!session) return fetch_fail(f, std::move(session).error().message);
+    f->tls_context = options.tls;
+    f->tls = std::move(*session);
+  }
   sockaddr_storage addr{};
   if (uv_ip4_addr(url.host.c_str(), url.port, reinterpret_cast<sockaddr_in*>(&addr)) == 0 ||
       uv_ip6_addr(url.host.c_str(), url.port, reinterpret_cast<sockaddr_in6*>(&addr)) == 0) {
@@ -372,7 +474,8 @@ void JwksFetcher::fetch_done(bool ok, std::string body, std::string error) {
       ++source_->status_.fetches_ok;
     } else {
       ++source_->status_.fetches_failed;
-      source_->status_.last_error = std::move(error);
+      source_->status_.last_error =
+          fmt::format("jwks {}: {}", source_->options_.url_text, std::move(error));
     }
     source_->release_waiters_locked();
   }

@@ -1,8 +1,9 @@
-// A JWKS kept fresh from an http:// URL, for jwt-auth.
+// A JWKS kept fresh from an http:// or https:// URL, for jwt-auth.
 //
 // Three threads meet here, and each touches only its own libuv handles:
 //   the control loop   runs the fetcher: a refresh timer, a wake-up async and
-//                      the fetch in flight (resolve, connect, GET, parse);
+//                      the fetch in flight (resolve, connect, TLS handshake
+//                      for https://, GET, parse);
 //   a worker loop      runs the waiters: a request paused on an unknown kid
 //                      waits on an async handle of its own worker's loop,
 //                      with a deadline timer, and is verified again there;
@@ -29,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "../tls/tls_client.hpp"
 #include "portico/clock.hpp"
 #include "portico/filter.hpp"
 #include "portico/jwt.hpp"
@@ -37,19 +39,23 @@
 namespace portico::detail {
 
 struct HttpUrl {
-  std::string host;  // a name, an IPv4 address, or an IPv6 one without brackets
-  std::uint16_t port = 80;
-  std::string authority;  // the Host header: as written in the URL
-  std::string target;     // path and query, "/" when absent
+  bool tls = false;         // https://
+  std::string host;         // a name, an IPv4 address, or an IPv6 one without brackets
+  std::uint16_t port = 80;  // 443 for https:// unless given
+  std::string authority;    // the Host header: as written in the URL
+  std::string target;       // path and query, "/" when absent
 };
 
-// http://host[:port][/path][?query]. https:// and other schemes, user
-// information, and characters that cannot go in a request line are refused
-// with a message that says why.
+// http[s]://host[:port][/path][?query]. Other schemes, user information,
+// and characters that cannot go in a request line are refused with a message
+// that says why.
 Result<HttpUrl> parse_http_url(std::string_view url);
 
 struct JwksFetchOptions {
   HttpUrl url;
+  std::string url_text;  // as configured: errors start "jwks <url_text>: "
+  // The trust anchors of an https:// URL (required with one).
+  std::shared_ptr<TlsClientContext> tls;
   Duration refresh_interval = std::chrono::minutes(10);
   Duration retry_interval = std::chrono::seconds(30);
   Duration refetch_interval = std::chrono::seconds(10);

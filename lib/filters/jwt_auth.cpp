@@ -564,12 +564,28 @@ Result<std::shared_ptr<proxy::Filter>> make_jwt_auth(JwtAuthOptions o) {
     return invalid("jwks: no key source: give jwks, pem_keys, keys_file or jwks_url");
   auto holder = std::make_shared<jwt::KeySetHolder>();
   std::optional<detail::HttpUrl> url;
+  std::shared_ptr<detail::TlsClientContext> tls;
   if (!o.jwks_url.empty()) {
     auto parsed = detail::parse_http_url(o.jwks_url);
     if (!parsed) return invalid("jwks_url: " + parsed.error().message);
     url = std::move(*parsed);
     if (Status st = check_fetching(o); !st) return std::move(st).error();
+    if (!o.jwks_ca_file.empty() && !url->tls)
+      return invalid("jwks_ca_file: only for an https:// jwks_url");
+    if (url->tls) {
+      auto context = detail::TlsClientContext::create(o.jwks_ca_file);
+      if (!context) {
+        const std::string& why = context.error().message;
+        return make_error(context.error().kind,
+                          o.jwks_ca_file.empty()
+                              ? "jwks_url: the system CA bundle " + why +
+                                    " (install ca-certificates, or set jwks_ca_file)"
+                              : "jwks_ca_file: " + why);
+      }
+      tls = std::move(*context);
+    }
   } else {
+    if (!o.jwks_ca_file.empty()) return invalid("jwks_ca_file: only for an https:// jwks_url");
     auto set = load_static_keys(o);
     if (!set) return std::move(set).error();
     holder->replace(std::move(*set));
@@ -582,6 +598,8 @@ Result<std::shared_ptr<proxy::Filter>> make_jwt_auth(JwtAuthOptions o) {
   if (url && !o.validate_only) {
     detail::JwksFetchOptions f;
     f.url = std::move(*url);
+    f.url_text = o.jwks_url;
+    f.tls = std::move(tls);
     f.refresh_interval = o.jwks_refresh_interval;
     f.retry_interval = o.jwks_retry_interval;
     f.refetch_interval = o.jwks_refetch_interval;

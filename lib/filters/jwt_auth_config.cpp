@@ -104,6 +104,7 @@ std::shared_ptr<proxy::Filter> build_jwt_auth(JsonObject& config, const PluginEn
   o.pem_keys = read_pem_keys(config);
   o.keys_file = config.string("keys_file");
   o.jwks_url = config.string("jwks_url");
+  o.jwks_ca_file = config.string("jwks_ca_file");
   o.jwks_refresh_interval = config.duration("jwks_refresh_interval", o.jwks_refresh_interval,
                                             std::chrono::seconds(1), hours(24 * 7));
   o.jwks_retry_interval = config.duration("jwks_retry_interval", o.jwks_retry_interval,

@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <exception>
+#include <mutex>
+#include <thread>
 #include <utility>
 
 #include "../common/describe.hpp"
@@ -280,19 +282,71 @@ std::uint64_t KeySet::id() const noexcept {
 
 // ---------------------------------------------------------------- holder
 
-KeySetHolder::KeySetHolder(KeySet initial) {
+// Two slots, one of them current. A reader marks the slot it found current
+// as in use, checks it is still the current one, and only then copies the
+// shared_ptr out of it; a writer fills the other slot, makes it current,
+// then waits for the marks on the old one to go before it lets the old set
+// go. The mark and the check are a Dekker pair (both sides seq_cst): either
+// the writer sees the reader's mark, or the reader sees the new index and
+// backs off without touching the old slot. So a slot's shared_ptr is never
+// written while a reader copies it, and readers take no lock.
+//
+// Not std::atomic<std::shared_ptr>: libstdc++ 12 implements it with a lock
+// bit in the control-block word, and load() releases that bit with a
+// relaxed fetch_sub. The store() that takes the bit next (acquire) then
+// synchronises only with the previous store(), not with that load(), so the
+// load's plain read of the stored pointer and the store's plain write of it
+// are unordered: a data race under the C++ memory model, which
+// ThreadSanitizer reports as such. On x86-64 it is harmless in practice (a
+// load is never reordered after a later store), but nothing in the language
+// forbids the compiler, or a weaker CPU, from moving the read past the
+// unlock and pairing a new pointer with an old control block.
+struct KeySetHolder::Slots {
+  struct Slot {
+    std::atomic<std::uint32_t> readers{0};
+    std::shared_ptr<const KeySet> set;  // written only while no reader can copy it
+  };
+  Slot slot[2];
+  std::atomic<unsigned> current{0};
+  std::mutex writer;  // replace() against replace(); readers never take it
+};
+
+KeySetHolder::KeySetHolder(KeySet initial) : slots_(std::make_unique<Slots>()) {
   replace(std::move(initial));
 }
 
+KeySetHolder::~KeySetHolder() = default;
+
 std::shared_ptr<const KeySet> KeySetHolder::current() const noexcept {
-  return current_.load(std::memory_order_acquire);
+  for (;;) {
+    const unsigned index = slots_->current.load(std::memory_order_seq_cst);
+    Slots::Slot& s = slots_->slot[index];
+    s.readers.fetch_add(1, std::memory_order_seq_cst);
+    if (slots_->current.load(std::memory_order_seq_cst) == index) {
+      std::shared_ptr<const KeySet> set = s.set;
+      s.readers.fetch_sub(1, std::memory_order_release);
+      return set;
+    }
+    // A replacement came in between: the slot may be about to be emptied.
+    s.readers.fetch_sub(1, std::memory_order_release);
+  }
 }
 
 void KeySetHolder::replace(KeySet next) {
   auto set = std::make_shared<const KeySet>(std::move(next));
   const std::uint64_t id = set->id();
-  current_.store(std::move(set), std::memory_order_release);
+  std::lock_guard<std::mutex> lock(slots_->writer);
+  const unsigned old = slots_->current.load(std::memory_order_relaxed);
+  // The other slot is empty and stays unread until it is made current.
+  slots_->slot[1 - old].set = std::move(set);
+  slots_->current.store(1 - old, std::memory_order_seq_cst);
   current_id_.store(id, std::memory_order_release);
+  // Readers that marked the old slot before the switch finish their copy;
+  // any later mark backs off. Each waits for one reference-count increment.
+  Slots::Slot& retired = slots_->slot[old];
+  while (retired.readers.load(std::memory_order_seq_cst) != 0)
+    std::this_thread::yield();
+  retired.set.reset();
 }
 
 Status KeySetHolder::replace_from_jwks(std::string_view json) {

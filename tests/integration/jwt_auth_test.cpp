@@ -15,15 +15,18 @@
 #include <fstream>
 #include <future>
 
+#include "../../lib/filters/jwks_fetcher.hpp"
 #include "../../lib/filters/registry.hpp"
 #include "../../lib/jwt/base64url.hpp"
 #include "../../lib/tls/crypto.hpp"
+#include "../../lib/tls/tls_client.hpp"
 #include "gateway.hpp"
 #include "headers.hpp"
 #include "net.hpp"
 #include "portico/filters/jwt_auth.hpp"
 #include "portico/filters/request_state.hpp"
 #include "routes.hpp"
+#include "tls_server.hpp"
 
 using namespace portico;
 using namespace portico::test;
@@ -712,4 +715,216 @@ TEST_CASE("jwt-auth config: the plugin builds from JSON, fetches with a control 
   }
   control.run([&] { filter.reset(); });
   CHECK(jwks.hits() == 2);
+}
+
+// ------------------------------------------------------------------ https
+
+namespace {
+
+// The test PKI: a CA that signs the server's certificate, and a second CA
+// that signs nothing the server shows.
+struct TestPki {
+  TestIdentity ca = make_identity("Portico test CA", nullptr, true);
+  TestIdentity other_ca = make_identity("Portico other CA", nullptr, true);
+  TestIdentity server = make_identity("127.0.0.1", &ca, false, {"127.0.0.1", "localhost"});
+  TestIdentity localhost_only = make_identity("localhost", &ca, false, {"localhost"});
+  TestIdentity foreign_server = make_identity("127.0.0.1", &other_ca, false, {"127.0.0.1"});
+  TempFile ca_file{"test-ca", ca.cert_pem};
+  TempFile other_ca_file{"other-ca", other_ca.cert_pem};
+};
+
+TestPki& pki() {
+  static TestPki p;
+  return p;
+}
+
+// Runs a JwksSource by itself on the control thread until its first fetch
+// ends, and reports how it went.
+struct FetchOutcome {
+  detail::JwksStatus status;
+  bool has_keys = false;
+  std::chrono::milliseconds took{};
+};
+
+FetchOutcome fetch_once(ControlThread& control, const std::string& url, const std::string& ca_file,
+                        std::chrono::milliseconds timeout = std::chrono::milliseconds(2000)) {
+  auto parsed = detail::parse_http_url(url);
+  REQUIRE(parsed);
+  auto tls = detail::TlsClientContext::create(ca_file);
+  REQUIRE_MESSAGE(tls, (tls ? "" : tls.error().message));
+  detail::JwksFetchOptions o;
+  o.url = *parsed;
+  o.url_text = url;
+  o.tls = *tls;
+  o.timeout = timeout;
+  o.retry_interval = std::chrono::minutes(1);  // one fetch only
+  auto holder = std::make_shared<jwt::KeySetHolder>();
+  std::shared_ptr<detail::JwksSource> source;
+  const auto start = Steady::now();
+  control.run([&] { source = detail::JwksSource::start(control.loop(), holder, o); });
+  FetchOutcome out;
+  for (int i = 0; i < 400; ++i) {
+    out.status = source->status();
+    if (out.status.fetches_ok + out.status.fetches_failed > 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  out.took = std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - start);
+  out.has_keys = !holder->current()->empty();
+  control.run([&] {
+    source->stop();
+    source.reset();
+  });
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("jwks over https: fetched through the test CA; the error says why when not") {
+  HttpsServer server(pki().server);
+  server.serve(jwks_of({0}));
+  ControlThread control;
+  const std::string prefix = "jwks " + server.url() + ": ";
+
+  FetchOutcome ok = fetch_once(control, server.url(), pki().ca_file.path());
+  CHECK(ok.status.fetches_ok == 1);
+  CHECK(ok.status.last_error == "");
+  CHECK(ok.has_keys);
+  CHECK(server.served() == 1);
+
+  // Anchors that did not sign the server's certificate: the system bundle
+  // (the default) and another CA.
+  for (const std::string& ca : {std::string(), pki().other_ca_file.path()}) {
+    FetchOutcome untrusted = fetch_once(control, server.url(), ca);
+    CHECK(untrusted.status.fetches_failed == 1);
+    CHECK(untrusted.status.last_error ==
+          prefix +
+              "certificate verify failed: The certificate is not correctly signed by the "
+              "trusted CA");
+    CHECK_FALSE(untrusted.has_keys);
+  }
+  // A certificate of the right CA for another name.
+  server.set_identity(pki().localhost_only);
+  FetchOutcome misnamed = fetch_once(control, server.url(), pki().ca_file.path());
+  CHECK(misnamed.status.last_error ==
+        prefix +
+            "certificate verify failed: The certificate Common Name (CN) does not match "
+            "with the expected CN");
+  CHECK_FALSE(misnamed.has_keys);
+  // ... which is fine under the name it has.
+  FetchOutcome by_name = fetch_once(control, server.url("localhost"), pki().ca_file.path());
+  CHECK(by_name.status.last_error == "");
+  CHECK(by_name.has_keys);
+  CHECK(server.served() == 2);
+
+  // A server that leaves in the middle of the handshake.
+  server.set_mode(HttpsServer::Mode::close_handshake);
+  FetchOutcome closed = fetch_once(control, server.url(), pki().ca_file.path());
+  CHECK(closed.status.last_error == prefix + "the connection closed during the TLS handshake");
+  CHECK(closed.took < std::chrono::milliseconds(1500));
+  // A plain HTTP server behind the https:// URL.
+  server.set_mode(HttpsServer::Mode::plain_http);
+  FetchOutcome plain = fetch_once(control, server.url(), pki().ca_file.path());
+  CHECK(plain.status.last_error.rfind(prefix + "the server does not speak TLS (", 0) == 0);
+  CHECK_FALSE(plain.has_keys);
+  CHECK(server.served() == 2);
+
+  // A server that accepts and never answers: the handshake's own timeout.
+  SilentPort silent;
+  const std::string silent_url = "https://127.0.0.1:" + std::to_string(silent.port()) + "/jwks";
+  FetchOutcome hung =
+      fetch_once(control, silent_url, pki().ca_file.path(), std::chrono::milliseconds(300));
+  CHECK(hung.status.last_error == "jwks " + silent_url + ": TLS handshake timed out after 300ms");
+  CHECK(hung.took >= std::chrono::milliseconds(300));
+  CHECK(hung.took < std::chrono::milliseconds(1500));
+  CHECK_FALSE(hung.has_keys);
+}
+
+TEST_CASE(
+    "jwt-auth: keys from an https:// JWKS URL; a server the CA does not vouch for keeps "
+    "the last good set") {
+  HttpsServer server(pki().server);
+  server.serve(jwks_of({0}));
+  ControlThread control;
+  std::shared_ptr<proxy::Filter> filter;
+  {
+    Setup s([&](uv_loop_t*) {
+      filters::JwtAuthOptions o;
+      o.jwks_url = server.url();
+      o.jwks_ca_file = pki().ca_file.path();
+      o.jwks_refetch_interval = std::chrono::milliseconds(100);
+      o.jwks_timeout = std::chrono::milliseconds(1000);
+      o.control_loop = control.loop();
+      control.run([&] { filter = make(o); });
+      return filter;
+    });
+    // The first request waits for the first fetch, over TLS.
+    CHECK(status_of(s.bearer(rsa_key(0).sign(payload()))) == 200);
+    CHECK(header_value(s.upstream_saw(), "x-user-id") == "user-1");
+    CHECK(server.served() == 1);
+
+    // Rotation over TLS: the unknown kid waits for one refetch.
+    server.serve(jwks_of({0, 1}));
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    CHECK(status_of(s.bearer(rsa_key(1).sign(payload()))) == 200);
+    CHECK(server.served() == 2);
+
+    // The server now shows a certificate of another CA: the refetch fails
+    // verification, nothing is read from it, and the set fetched before
+    // stays in force.
+    server.set_identity(pki().foreign_server);
+    server.serve(jwks_of({0, 1, 2}));
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    const int hits = server.hits();
+    check_refused(s.bearer(rsa_key(2).sign(payload())), 401, "invalid_token",
+                  "the token's signing key is not known");
+    CHECK(server.hits() == hits + 1);
+    CHECK(server.served() == 2);
+    CHECK(status_of(s.bearer(rsa_key(0).sign(payload(7)))) == 200);
+    CHECK(status_of(s.bearer(rsa_key(1).sign(payload(8)))) == 200);
+
+    // A plain HTTP server on the https:// URL fails the same way.
+    server.set_identity(pki().server);
+    server.set_mode(HttpsServer::Mode::plain_http);
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    CHECK(status_of(s.bearer(rsa_key(2).sign(payload(9)))) == 401);
+    CHECK(status_of(s.bearer(rsa_key(0).sign(payload(10)))) == 200);
+
+    // Back to the good certificate: the next unknown kid picks key C up.
+    server.set_mode(HttpsServer::Mode::ok);
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    CHECK(status_of(s.bearer(rsa_key(2).sign(payload(11)))) == 200);
+    CHECK(server.served() == 3);
+  }
+  control.run([&] { filter.reset(); });
+}
+
+TEST_CASE(
+    "jwt-auth: with the wrong CA an https:// URL yields no keys: every token is refused, "
+    "in bounded time") {
+  HttpsServer server(pki().server);
+  server.serve(jwks_of({0}));
+  ControlThread control;
+  std::shared_ptr<proxy::Filter> filter;
+  {
+    Setup s([&](uv_loop_t*) {
+      filters::JwtAuthOptions o;
+      o.jwks_url = server.url();
+      o.jwks_ca_file = pki().other_ca_file.path();
+      o.jwks_timeout = std::chrono::milliseconds(500);
+      o.jwks_refetch_interval = std::chrono::milliseconds(100);
+      o.control_loop = control.loop();
+      control.run([&] { filter = make(o); });
+      return filter;
+    });
+    for (int i = 0; i < 3; ++i) {
+      const auto start = Steady::now();
+      check_refused(s.bearer(rsa_key(0).sign(payload(i))), 401, "invalid_token",
+                    "the token's signing key is not known");
+      CHECK(Steady::now() - start < std::chrono::milliseconds(1500));
+      std::this_thread::sleep_for(std::chrono::milliseconds(120));
+    }
+    CHECK(server.hits() >= 2);
+    CHECK(server.served() == 0);
+  }
+  control.run([&] { filter.reset(); });
 }

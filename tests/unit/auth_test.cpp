@@ -2,6 +2,11 @@
 // directory, the options' validation and the plugins' JSON config.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
 #include "../../lib/common/cidr.hpp"
 #include "../../lib/filters/jwks_fetcher.hpp"
 #include "../../lib/filters/registry.hpp"
@@ -380,7 +385,7 @@ filters::JwtAuthOptions with_jwks() {
 
 }  // namespace
 
-TEST_CASE("jwks url: http only, precise reasons") {
+TEST_CASE("jwks url: http and https, precise reasons") {
   auto u = detail::parse_http_url("http://idp.example.com:8080/realms/x/certs?v=1#frag");
   REQUIRE(u);
   CHECK(u->host == "idp.example.com");
@@ -395,8 +400,18 @@ TEST_CASE("jwks url: http only, precise reasons") {
   auto bare = detail::parse_http_url("http://10.0.0.1?x=1");
   REQUIRE(bare);
   CHECK(bare->target == "/?x=1");
-  CHECK(url_error("https://idp/jwks").find("https:// JWKS URLs are not supported yet") == 0);
-  CHECK(url_error("ftp://idp/jwks") == "expected an http:// URL");
+  CHECK_FALSE(u->tls);
+  auto tls = detail::parse_http_url("HTTPS://idp.example.com/certs");
+  REQUIRE(tls);
+  CHECK(tls->tls);
+  CHECK(tls->port == 443);
+  CHECK(tls->host == "idp.example.com");
+  CHECK(tls->authority == "idp.example.com");
+  auto tls_port = detail::parse_http_url("https://127.0.0.1:8443/certs");
+  REQUIRE(tls_port);
+  CHECK(tls_port->port == 8443);
+  CHECK(url_error("https:///jwks") == "the URL has no host");
+  CHECK(url_error("ftp://idp/jwks") == "expected an http:// or https:// URL");
   CHECK(url_error("http://user:pw@idp/jwks") == "user information in the URL is not supported");
   CHECK(url_error("http:///jwks") == "the URL has no host");
   CHECK(url_error("http://idp:0/") == "the URL's port must be a number from 1 to 65535");
@@ -417,7 +432,25 @@ TEST_CASE("jwt-auth: options are checked, naming the field") {
   CHECK(jwt_error(both) == "jwks_url: cannot be combined with jwks, pem_keys or keys_file");
   filters::JwtAuthOptions https;
   https.jwks_url = "https://idp/jwks";
-  CHECK(jwt_error(https).find("jwks_url: https:// JWKS URLs are not supported yet") == 0);
+  https.validate_only = true;
+  CHECK(jwt_error(https) == "");  // the system CA bundle (ca-certificates)
+  https.jwks_ca_file = "/nonexistent/ca.pem";
+  CHECK(jwt_error(https) == "jwks_ca_file: \"/nonexistent/ca.pem\" cannot be read");
+  const auto not_pem = std::filesystem::temp_directory_path() /
+                       ("portico-ca-test-" + std::to_string(::getpid()) + ".pem");
+  std::ofstream(not_pem) << "not a certificate\n";
+  https.jwks_ca_file = not_pem.string();
+  CHECK(jwt_error(https).find("jwks_ca_file: \"" + not_pem.string() +
+                              "\" holds no PEM certificate") == 0);
+  std::filesystem::remove(not_pem);
+  filters::JwtAuthOptions ca_for_http;
+  ca_for_http.jwks_url = "http://idp/jwks";
+  ca_for_http.jwks_ca_file = "/etc/ssl/certs/ca-certificates.crt";
+  ca_for_http.validate_only = true;
+  CHECK(jwt_error(ca_for_http) == "jwks_ca_file: only for an https:// jwks_url");
+  filters::JwtAuthOptions ca_without_url = with_jwks();
+  ca_without_url.jwks_ca_file = "/etc/ssl/certs/ca-certificates.crt";
+  CHECK(jwt_error(ca_without_url) == "jwks_ca_file: only for an https:// jwks_url");
   filters::JwtAuthOptions no_loop;
   no_loop.jwks_url = "http://idp/jwks";
   CHECK(jwt_error(no_loop) == "control_loop: required with jwks_url");
@@ -526,9 +559,25 @@ TEST_CASE("jwt-auth config: every problem at its JSON path") {
         "plugins[0].config.claims_to_headers: 'a b': expected a header name, found a number\n");
 
   detail::ConfigProblems https;
-  CHECK(build(detail::build_jwt_auth, R"({"jwks_url": "https://idp/certs"})", https) == nullptr);
-  CHECK(https.to_string().find("plugins[0].config.jwks_url: https:// JWKS URLs are not supported "
-                               "yet") == 0);
+  CHECK(build(detail::build_jwt_auth, R"({"jwks_url": "https://idp/certs"})", https) != nullptr);
+  CHECK(https.to_string() == "");
+  detail::ConfigProblems bad_ca;
+  CHECK(build(detail::build_jwt_auth,
+              R"({"jwks_url": "https://idp/certs", "jwks_ca_file": "/nonexistent/ca.pem"})",
+              bad_ca) == nullptr);
+  CHECK(bad_ca.to_string() ==
+        "plugins[0].config.jwks_ca_file: \"/nonexistent/ca.pem\" cannot be read\n");
+  detail::ConfigProblems ca_type;
+  CHECK(build(detail::build_jwt_auth, R"({"jwks_url": "https://idp/certs", "jwks_ca_file": 1})",
+              ca_type) == nullptr);
+  CHECK(ca_type.to_string().find("plugins[0].config.jwks_ca_file: ") == 0);
+  detail::ConfigProblems http_ca;
+  CHECK(
+      build(
+          detail::build_jwt_auth,
+          R"({"jwks_url": "http://idp/certs", "jwks_ca_file": "/etc/ssl/certs/ca-certificates.crt"})",
+          http_ca) == nullptr);
+  CHECK(http_ca.to_string() == "plugins[0].config.jwks_ca_file: only for an https:// jwks_url\n");
   detail::ConfigProblems none;
   CHECK(build(detail::build_jwt_auth, R"({"issuers": ["x"]})", none) == nullptr);
   CHECK(none.to_string() ==

@@ -448,6 +448,37 @@ TEST_CASE("holder: verifications run while another thread swaps the set") {
   CHECK(failures.load() == 0);
 }
 
+TEST_CASE("holder: readers see whole sets, never an older one after a newer one") {
+  auto holder = secret_holder("k1");
+  std::atomic<bool> stop{false};
+  std::atomic<int> broken{0}, reads{0};
+  auto read = [&] {
+    std::uint64_t last = 0;
+    while (!stop.load()) {
+      const std::shared_ptr<const KeySet> set = holder->current();
+      if (set == nullptr || set->size() != 1 || set->id() < last) broken.fetch_add(1);
+      last = set == nullptr ? last : set->id();
+      reads.fetch_add(1);
+    }
+  };
+  std::thread r1(read), r2(read);
+  // Sets made in order have increasing ids. The writer goes on until the
+  // readers have read a while too (bounded in time).
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  int i = 0;
+  for (; i < 3000 || (reads.load() < 3000 && std::chrono::steady_clock::now() < give_up); ++i) {
+    KeySet set;
+    REQUIRE(set.add_hmac_secret(kSecret, {"k" + std::to_string(i), {}}));
+    holder->replace(std::move(set));
+  }
+  stop.store(true);
+  r1.join();
+  r2.join();
+  CHECK(broken.load() == 0);
+  CHECK(reads.load() > 0);
+  CHECK(holder->current()->key(0).kid == "k" + std::to_string(i - 1));
+}
+
 // --------------------------------------------------------------- options
 
 TEST_CASE("verifier options are checked") {

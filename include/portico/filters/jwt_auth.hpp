@@ -10,7 +10,8 @@
 //
 // Keys come from an inline JWKS document, PEM public keys, a file (JWKS or
 // PEM) read once, or a JWKS URL. A URL is fetched by the gateway itself
-// over HTTP on the control loop (a loop on a thread of the gateway's own),
+// over HTTP or HTTPS on the control loop (a loop on a thread of the
+// gateway's own),
 // at start and then every `jwks_refresh_interval`; a fetch that fails (the
 // server is down, answers garbage, hangs past `jwks_timeout`) keeps the
 // last good set. A token whose `kid` no key has triggers one refetch (at
@@ -18,8 +19,12 @@
 // turn into a flood of fetches): key rotation at the identity provider
 // costs the first requests with the new key a short wait instead of a wave
 // of 401s: the request pauses (on its own loop, RequestContext::loop()) until
-// that fetch ends, then is verified again. Only http:// URLs are fetched for
-// now; https:// is refused at configuration time.
+// that fetch ends, then is verified again. An https:// URL is fetched over
+// TLS 1.2 (mbedTLS, driven by the same loop: no thread, no blocking call);
+// the server's certificate must chain to the system's CA bundle, or to
+// `jwks_ca_file` when given, and name the URL's host. A failed handshake
+// (an untrusted or misnamed certificate, a server that does not speak TLS
+// or hangs) is a failed fetch like any other: the last good set stays.
 //
 // On success:
 //  - client-sent copies of every header this filter sets are removed first
@@ -87,7 +92,11 @@ struct JwtAuthOptions {
   std::string jwks;                 // a JWKS document ({"keys": [...]})
   std::vector<JwtPemKey> pem_keys;  // PEM public keys
   std::string keys_file;            // a file holding a JWKS document or PEM keys
-  std::string jwks_url;             // "http://host[:port]/path"
+  std::string jwks_url;             // "http[s]://host[:port]/path"
+  // PEM CA certificates an https:// jwks_url's server must chain to; empty:
+  // the system bundle (/etc/ssl/certs/ca-certificates.crt). Read when the
+  // filter is made.
+  std::string jwks_ca_file;
   Duration jwks_refresh_interval = std::chrono::minutes(10);
   // After a failed fetch, the next one (if sooner than the refresh).
   Duration jwks_retry_interval = std::chrono::seconds(30);
@@ -136,7 +145,9 @@ struct JwtAuthOptions {
 
 // Fails naming the field: no key source, or one that does not load (a
 // malformed JWKS, a JWKS without a usable key, a bad PEM, an unreadable
-// file), jwks_url combined with other sources or not http://, no
+// file), jwks_url combined with other sources or not http(s)://,
+// jwks_ca_file unreadable, without certificates or without an https://
+// jwks_url, no
 // control_loop for a URL, durations out of range, bad verifier options
 // (jwt::Verifier::create), names that are not header tokens, an empty claim
 // path, consumer_required without consumers, workers 0.
