@@ -144,9 +144,8 @@ PORTICO_API void portico_router_free(portico_router* router);
  * (unknown method), PORTICO_ERR_CONFLICT (same place as another route). */
 PORTICO_API portico_status portico_router_add(portico_router* router, const char* name,
                                               size_t name_len, const char* methods,
-                                              size_t methods_len, const char* host,
-                                              size_t host_len, const char* path, size_t path_len,
-                                              uint32_t* out_id);
+                                              size_t methods_len, const char* host, size_t host_len,
+                                              const char* path, size_t path_len, uint32_t* out_id);
 
 /* The number of routes. */
 PORTICO_API portico_status portico_router_size(const portico_router* router, size_t* out);
@@ -161,8 +160,8 @@ PORTICO_API void portico_match_free(portico_match* match);
  * read it after the router is freed. */
 PORTICO_API portico_status portico_router_match(const portico_router* router, portico_match* match,
                                                 const char* method, size_t method_len,
-                                                const char* host, size_t host_len,
-                                                const char* path, size_t path_len);
+                                                const char* host, size_t host_len, const char* path,
+                                                size_t path_len);
 
 /* PORTICO_MATCH_FOUND, _NOT_FOUND or _METHOD_NOT_ALLOWED. */
 PORTICO_API portico_status portico_match_result(const portico_match* match, int32_t* out);
@@ -175,9 +174,9 @@ PORTICO_API portico_status portico_match_param(const portico_match* match, size_
                                                const char** name, size_t* name_len,
                                                const char** value, size_t* value_len);
 /* The value of the parameter `name`; PORTICO_ERR_NOT_FOUND when absent. */
-PORTICO_API portico_status portico_match_param_by_name(const portico_match* match,
-                                                       const char* name, size_t name_len,
-                                                       const char** value, size_t* value_len);
+PORTICO_API portico_status portico_match_param_by_name(const portico_match* match, const char* name,
+                                                       size_t name_len, const char** value,
+                                                       size_t* value_len);
 
 /* ========================================================= JWT verifier */
 
@@ -213,9 +212,9 @@ PORTICO_API const char* portico_jwt_reason_name(int32_t reason);
 
 /* What kind of key portico_jwt_verifier_new_key is given. */
 enum {
-  PORTICO_JWT_KEY_PEM = 0,   /* an RSA or EC public key in PEM */
-  PORTICO_JWT_KEY_HMAC = 1,  /* a raw HMAC secret, at least 32 bytes */
-  PORTICO_JWT_KEY_JWK = 2    /* one JWK object (JSON) */
+  PORTICO_JWT_KEY_PEM = 0,  /* an RSA or EC public key in PEM */
+  PORTICO_JWT_KEY_HMAC = 1, /* a raw HMAC secret, at least 32 bytes */
+  PORTICO_JWT_KEY_JWK = 2   /* one JWK object (JSON) */
 };
 
 /* `options_json` (may be empty: the defaults) is an object with optional
@@ -252,8 +251,7 @@ PORTICO_API void portico_jwt_result_free(portico_jwt_result* result);
  * the token was accepted or refused: read the result. */
 PORTICO_API portico_status portico_jwt_verify(const portico_jwt_verifier* verifier,
                                               const char* token, size_t token_len,
-                                              int64_t now_unix_seconds,
-                                              portico_jwt_result* result);
+                                              int64_t now_unix_seconds, portico_jwt_result* result);
 /* The same through a cache. */
 PORTICO_API portico_status portico_jwt_cache_verify(portico_jwt_cache* cache, const char* token,
                                                     size_t token_len, int64_t now_unix_seconds,
@@ -296,8 +294,7 @@ typedef struct portico_limit_decision {
 } portico_limit_decision;
 
 PORTICO_API portico_status portico_limiter_new(portico_limiter** out, int64_t rate,
-                                               int64_t period_ns, int64_t burst,
-                                               int64_t max_keys);
+                                               int64_t period_ns, int64_t burst, int64_t max_keys);
 PORTICO_API void portico_limiter_free(portico_limiter* limiter);
 /* Decides and counts a request of `cost` for `key` (bytes) at `now_ns`
  * (portico_now_ns() timeline, or PORTICO_NOW). */
@@ -370,11 +367,7 @@ typedef struct portico_endpoint {
   uint32_t generation;
 } portico_endpoint;
 
-enum {
-  PORTICO_OUTCOME_SUCCESS = 0,
-  PORTICO_OUTCOME_FAILURE = 1,
-  PORTICO_OUTCOME_CANCELLED = 2
-};
+enum { PORTICO_OUTCOME_SUCCESS = 0, PORTICO_OUTCOME_FAILURE = 1, PORTICO_OUTCOME_CANCELLED = 2 };
 
 /* `config_json`: {"policy": "round_robin" | "weighted_round_robin" |
  * "least_request" | "power_of_two_choices" | "peak_ewma" | "maglev",
@@ -391,8 +384,8 @@ PORTICO_API portico_status portico_balancer_pick(portico_balancer* balancer, uin
 /* The endpoint's id: a view valid until it is removed or the balancer is
  * freed. PORTICO_ERR_NOT_FOUND for a stale endpoint. */
 PORTICO_API portico_status portico_balancer_endpoint_id(const portico_balancer* balancer,
-                                                        portico_endpoint endpoint,
-                                                        const char** id, size_t* id_len);
+                                                        portico_endpoint endpoint, const char** id,
+                                                        size_t* id_len);
 PORTICO_API portico_status portico_balancer_find(const portico_balancer* balancer, const char* id,
                                                  size_t id_len, portico_endpoint* out);
 /* Request accounting (least_request, power_of_two_choices, peak_ewma) and
@@ -403,8 +396,7 @@ PORTICO_API portico_status portico_balancer_end(portico_balancer* balancer,
                                                 portico_endpoint endpoint, int64_t latency_ns,
                                                 int32_t outcome, int64_t now_ns);
 PORTICO_API portico_status portico_balancer_set_healthy(portico_balancer* balancer,
-                                                        portico_endpoint endpoint,
-                                                        int32_t healthy);
+                                                        portico_endpoint endpoint, int32_t healthy);
 PORTICO_API portico_status portico_balancer_add(portico_balancer* balancer, const char* id,
                                                 size_t id_len, uint32_t weight,
                                                 portico_endpoint* out);
@@ -455,16 +447,16 @@ typedef struct portico_header {
 PORTICO_API portico_status portico_request_method(const portico_request* request,
                                                   const char** value, size_t* len);
 /* The normalised path without the query (the original, not a rewrite). */
-PORTICO_API portico_status portico_request_path(const portico_request* request,
-                                                const char** value, size_t* len);
+PORTICO_API portico_status portico_request_path(const portico_request* request, const char** value,
+                                                size_t* len);
 /* The raw query without '?'; "" when none. */
-PORTICO_API portico_status portico_request_query(const portico_request* request,
-                                                 const char** value, size_t* len);
+PORTICO_API portico_status portico_request_query(const portico_request* request, const char** value,
+                                                 size_t* len);
 /* The first header of that name (case-insensitive), with the edits of
  * earlier filters applied; PORTICO_ERR_NOT_FOUND when absent. */
-PORTICO_API portico_status portico_request_header(const portico_request* request,
-                                                  const char* name, size_t name_len,
-                                                  const char** value, size_t* value_len);
+PORTICO_API portico_status portico_request_header(const portico_request* request, const char* name,
+                                                  size_t name_len, const char** value,
+                                                  size_t* value_len);
 /* The headers as received (edits not applied), in arrival order. */
 PORTICO_API portico_status portico_request_header_count(const portico_request* request,
                                                         size_t* out);
@@ -475,13 +467,13 @@ PORTICO_API portico_status portico_request_header_at(const portico_request* requ
 PORTICO_API portico_status portico_request_client_address(const portico_request* request,
                                                           const char** value, size_t* len);
 /* A path parameter of the matched route ("{id}"); PORTICO_ERR_NOT_FOUND. */
-PORTICO_API portico_status portico_request_param(const portico_request* request,
-                                                 const char* name, size_t name_len,
-                                                 const char** value, size_t* value_len);
+PORTICO_API portico_status portico_request_param(const portico_request* request, const char* name,
+                                                 size_t name_len, const char** value,
+                                                 size_t* value_len);
 /* The claims of the JWT that the jwt-auth policy verified for this request,
  * as JSON; PORTICO_ERR_NOT_FOUND when none was (or in a handler). */
-PORTICO_API portico_status portico_request_claims(const portico_request* request,
-                                                  const char** json, size_t* len);
+PORTICO_API portico_status portico_request_claims(const portico_request* request, const char** json,
+                                                  size_t* len);
 /* The consumer an authentication policy resolved; PORTICO_ERR_NOT_FOUND. */
 PORTICO_API portico_status portico_request_consumer(const portico_request* request,
                                                     const char** value, size_t* len);
@@ -490,8 +482,8 @@ PORTICO_API portico_status portico_request_consumer(const portico_request* reque
 PORTICO_API portico_status portico_request_plugin_config(const portico_request* request,
                                                          const char** json, size_t* len);
 /* The request body (handlers only; filters see no body). */
-PORTICO_API portico_status portico_request_body(const portico_request* request,
-                                                const char** value, size_t* len);
+PORTICO_API portico_status portico_request_body(const portico_request* request, const char** value,
+                                                size_t* len);
 
 /* --- editing the request sent upstream (request phase only). Names and
  * values are copied. Hop-by-hop and framing headers cannot be set
@@ -499,8 +491,8 @@ PORTICO_API portico_status portico_request_body(const portico_request* request,
 PORTICO_API portico_status portico_request_set_header(portico_request* request, const char* name,
                                                       size_t name_len, const char* value,
                                                       size_t value_len);
-PORTICO_API portico_status portico_request_remove_header(portico_request* request,
-                                                         const char* name, size_t name_len);
+PORTICO_API portico_status portico_request_remove_header(portico_request* request, const char* name,
+                                                         size_t name_len);
 /* Replaces the path and query sent upstream ("/v2/items?id=3"). */
 PORTICO_API portico_status portico_request_set_path(portico_request* request,
                                                     const char* path_and_query, size_t len);
@@ -510,12 +502,10 @@ PORTICO_API portico_status portico_request_response_status(const portico_request
                                                            int32_t* out);
 PORTICO_API portico_status portico_request_response_header(const portico_request* request,
                                                            const char* name, size_t name_len,
-                                                           const char** value,
-                                                           size_t* value_len);
+                                                           const char** value, size_t* value_len);
 PORTICO_API portico_status portico_request_set_response_header(portico_request* request,
                                                                const char* name, size_t name_len,
-                                                               const char* value,
-                                                               size_t value_len);
+                                                               const char* value, size_t value_len);
 PORTICO_API portico_status portico_request_remove_response_header(portico_request* request,
                                                                   const char* name,
                                                                   size_t name_len);
@@ -578,8 +568,8 @@ PORTICO_API portico_status portico_gateway_options_add_handler(portico_gateway_o
 PORTICO_API portico_status portico_gateway_options_set_port(portico_gateway_options* options,
                                                             size_t index, uint16_t port);
 /* Replaces the admin listener's port (0: ephemeral). */
-PORTICO_API portico_status portico_gateway_options_set_admin_port(
-    portico_gateway_options* options, uint16_t port);
+PORTICO_API portico_status portico_gateway_options_set_admin_port(portico_gateway_options* options,
+                                                                  uint16_t port);
 PORTICO_API portico_status portico_gateway_options_set_error_callback(
     portico_gateway_options* options, portico_error_fn fn, void* user);
 
@@ -614,8 +604,8 @@ PORTICO_API portico_status portico_gateway_start(portico_gateway* gateway);
 PORTICO_API portico_status portico_gateway_run(portico_gateway* gateway);
 /* Swaps in a new document atomically; requests in flight finish on the
  * old one. An invalid document leaves the running one in place. */
-PORTICO_API portico_status portico_gateway_reload(portico_gateway* gateway,
-                                                  const char* config_json, size_t config_len);
+PORTICO_API portico_status portico_gateway_reload(portico_gateway* gateway, const char* config_json,
+                                                  size_t config_len);
 /* Reloads the file given to portico_gateway_new_from_file. */
 PORTICO_API portico_status portico_gateway_reload_file(portico_gateway* gateway);
 /* Graceful stop: stops accepting, lets requests in flight finish for up to
