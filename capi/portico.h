@@ -327,7 +327,7 @@ typedef struct portico_breaker_permit {
 } portico_breaker_permit;
 
 /* `config_json` (may be empty: the defaults) is an object with optional
- * members as in the gateway's service "circuit_breaker" (docs/config.md):
+ * members as in a service's "breaker" object (docs/config.md):
  * "consecutive_failures", "failure_ratio", "window", "min_requests",
  * "open_duration", "open_duration_multiplier", "max_open_duration",
  * "backoff_reset_after", "half_open_max_probes",
