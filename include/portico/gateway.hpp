@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,13 +25,49 @@
 
 #include "portico/clock.hpp"
 #include "portico/export.hpp"
+#include "portico/filter.hpp"
+#include "portico/http.hpp"
 #include "portico/result.hpp"
 
+namespace portico::proxy {
+class Reply;  // proxy.hpp
+}  // namespace portico::proxy
+
 namespace portico::gateway {
+
+// A policy the host program brings: the configuration names it in any
+// "plugins" list like a built-in ({"name": "audit", "config": {...}}), and
+// each such entry builds one filter from its "config" object. This is how
+// the C ABI attaches C filters; a C++ host may use it directly.
+struct CustomPlugin {
+  std::string name;  // must not be a built-in policy's name
+  // Orders it among the built-ins (which use 300..1000): higher runs
+  // earlier in the request phases.
+  int priority = 0;
+  // Builds the filter of one plugin entry from its "config" object as JSON
+  // text ("{}" when the entry has none). An error is reported at the
+  // entry's config path. Called on the gateway's control thread.
+  std::function<Result<std::shared_ptr<proxy::Filter>>(std::string_view config_json)> build;
+};
+
+// An in-process upstream the configuration names from a service
+// ({"name": "hello", "handler": "hello"}) instead of its endpoints. The
+// same signature as proxy::Handler; called on the worker threads.
+struct NamedHandler {
+  std::string name;
+  std::function<void(const http::RequestHead& request, std::string_view body, proxy::Reply& reply)>
+      handler;
+};
 
 // Checks a configuration document without binding or starting anything:
 // every problem, one per entry, as "json.path: message". Empty: valid.
 PORTICO_API std::vector<std::string> check_config(std::string_view document);
+
+struct GatewayOptions;
+// The same, for a document that may name the custom plugins and handlers of
+// `options`.
+PORTICO_API std::vector<std::string> check_config(std::string_view document,
+                                                  const GatewayOptions& options);
 
 struct GatewayOptions {
   // The file the document came from: reload_file() reads it again.
@@ -40,6 +77,10 @@ struct GatewayOptions {
   std::vector<std::uint16_t> port_overrides;
   // The same for the admin listener; nullopt keeps the configured port.
   std::optional<std::uint16_t> admin_port;
+  // Policies and handlers the configuration may name besides the built-in
+  // ones; kept for reloads (a reloaded document may name them too).
+  std::vector<CustomPlugin> plugins;
+  std::vector<NamedHandler> handlers;
 };
 
 struct ReloadResult {
@@ -75,6 +116,9 @@ class PORTICO_API Gateway {
   // The admin listener's port; 0 when it is disabled.
   std::uint16_t admin_port() const noexcept;
   std::uint64_t generation() const noexcept;
+  // The configured server.drain_timeout of the document now serving: what
+  // a host passes to stop() when it has no better idea.
+  Duration drain_timeout() const noexcept;
   // GET /metrics, for hosts that expose it themselves.
   std::string metrics_text();
 

@@ -88,6 +88,9 @@ struct ServerSettings {
 
 struct ServiceConfig {
   proxy::ClusterOptions cluster;  // cluster.name is the service name
+  // Not empty: served by the host's in-process handler of this name
+  // (gateway::NamedHandler) instead of the cluster's endpoints.
+  std::string handler;
   std::vector<PluginEntry> plugins;
 };
 

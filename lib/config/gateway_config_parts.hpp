@@ -27,6 +27,10 @@ std::vector<PluginEntry> read_plugins(JsonObject& owner, PluginScope scope,
 // Reports an entry whose name another entry of the same list already uses.
 void check_duplicate_plugins(const std::vector<PluginEntry>& entries, ConfigProblems& problems);
 
+// A circuit breaker's settings (a service's "breaker" object, and the C
+// ABI's portico_breaker_new), validated by CircuitBreaker::create.
+BreakerConfig read_breaker_config(JsonObject& breaker);
+
 // One element of "services".
 ServiceConfig read_service(JsonObject& service);
 

@@ -219,39 +219,46 @@ void read_health_check(JsonObject& s, proxy::HealthCheckOptions& out) {
   h->finish();
 }
 
-std::optional<BreakerConfig> read_breaker(JsonObject& s) {
-  auto b = s.object("breaker");
-  if (!b) return std::nullopt;
+}  // namespace
+
+BreakerConfig read_breaker_config(JsonObject& b) {
   BreakerConfig c;
   c.consecutive_failures =
-      static_cast<std::uint32_t>(b->integer("consecutive_failures", 5, 0, kMaxU32));
-  c.failure_ratio = b->number("failure_ratio", c.failure_ratio, 0, 1);
-  c.window = b->duration("window", c.window, milliseconds(1), kDay);
-  c.min_requests = static_cast<std::uint32_t>(b->integer("min_requests", 20, 1, kMaxU32));
-  c.open_duration = b->duration("open_duration", c.open_duration, milliseconds(1), kDay);
+      static_cast<std::uint32_t>(b.integer("consecutive_failures", 5, 0, kMaxU32));
+  c.failure_ratio = b.number("failure_ratio", c.failure_ratio, 0, 1);
+  c.window = b.duration("window", c.window, milliseconds(1), kDay);
+  c.min_requests = static_cast<std::uint32_t>(b.integer("min_requests", 20, 1, kMaxU32));
+  c.open_duration = b.duration("open_duration", c.open_duration, milliseconds(1), kDay);
   c.open_duration_multiplier =
-      b->number("open_duration_multiplier", c.open_duration_multiplier, 1, 1000);
-  c.max_open_duration =
-      b->duration("max_open_duration", c.max_open_duration, milliseconds(1), kDay);
+      b.number("open_duration_multiplier", c.open_duration_multiplier, 1, 1000);
+  c.max_open_duration = b.duration("max_open_duration", c.max_open_duration, milliseconds(1), kDay);
   c.backoff_reset_after =
-      b->duration("backoff_reset_after", c.backoff_reset_after, Duration::zero(), kDay);
+      b.duration("backoff_reset_after", c.backoff_reset_after, Duration::zero(), kDay);
   c.half_open_max_probes =
-      static_cast<std::uint32_t>(b->integer("half_open_max_probes", 1, 1, kMaxU32));
+      static_cast<std::uint32_t>(b.integer("half_open_max_probes", 1, 1, kMaxU32));
   c.half_open_successes_to_close =
-      static_cast<std::uint32_t>(b->integer("half_open_successes_to_close", 1, 1, kMaxU32));
-  c.max_in_flight = static_cast<std::uint32_t>(b->integer("max_in_flight", 0, 0, kMaxU32));
-  c.max_pending = static_cast<std::uint32_t>(b->integer("max_pending", 0, 0, kMaxU32));
+      static_cast<std::uint32_t>(b.integer("half_open_successes_to_close", 1, 1, kMaxU32));
+  c.max_in_flight = static_cast<std::uint32_t>(b.integer("max_in_flight", 0, 0, kMaxU32));
+  c.max_pending = static_cast<std::uint32_t>(b.integer("max_pending", 0, 0, kMaxU32));
   if (c.max_open_duration < c.open_duration) {
-    b->problem("max_open_duration",
-               fmt::format("must be at least open_duration ({})", duration_text(c.open_duration)));
+    b.problem("max_open_duration",
+              fmt::format("must be at least open_duration ({})", duration_text(c.open_duration)));
   } else if (auto created = CircuitBreaker::create(c); !created) {
-    report_primitive_error(*b, created.error(), "breaker config: ",
+    report_primitive_error(b, created.error(), "breaker config: ",
                            {"failure_ratio", "window", "min_requests", "open_duration",
                             "open_duration_multiplier", "max_open_duration", "backoff_reset_after",
                             "half_open_max_probes", "half_open_successes_to_close"});
   }
-  b->finish();
+  b.finish();
   return c;
+}
+
+namespace {
+
+std::optional<BreakerConfig> read_breaker(JsonObject& s) {
+  auto b = s.object("breaker");
+  if (!b) return std::nullopt;
+  return read_breaker_config(*b);
 }
 
 void read_outlier(JsonObject& s, proxy::ClusterOptions& c) {
@@ -287,7 +294,12 @@ ServiceConfig read_service(JsonObject& s) {
   ServiceConfig out;
   proxy::ClusterOptions& c = out.cluster;
   c.name = read_name(s, "name");
-  read_endpoints(s, c);
+  // A service served in process by a handler the host registered
+  // (GatewayOptions::handlers, checked when the gateway is assembled).
+  out.handler = s.string("handler");
+  if (s.has("handler") && out.handler.empty())
+    s.problem("handler", "must name a handler the host program registered");
+  if (!s.has("handler")) read_endpoints(s, c);
   c.policy = read_policy(s);
   read_timeouts(s, c);
   read_pool(s, c);

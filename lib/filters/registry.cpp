@@ -35,4 +35,12 @@ const PluginFactory* find_plugin(std::string_view name) noexcept {
   return nullptr;
 }
 
+const gateway::CustomPlugin* find_custom_plugin(const PluginEnv& env,
+                                                std::string_view name) noexcept {
+  if (env.custom_plugins == nullptr) return nullptr;
+  for (const auto& p : *env.custom_plugins)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
 }  // namespace portico::detail

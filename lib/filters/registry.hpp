@@ -13,6 +13,7 @@
 #include "../config/json_reader.hpp"
 #include "portico/filter.hpp"
 #include "portico/filters/consumers.hpp"
+#include "portico/gateway.hpp"
 #include "portico/metrics.hpp"
 
 namespace portico::detail {
@@ -34,7 +35,14 @@ struct PluginEnv {
   // whichever worker drops the last reference. Empty: plugins are freed
   // where they are released.
   std::function<void(std::function<void()>)> post_to_control;
+  // The host's own policies and handlers (GatewayOptions); null: none.
+  const std::vector<gateway::CustomPlugin>* custom_plugins = nullptr;
+  const std::vector<gateway::NamedHandler>* handlers = nullptr;
 };
+
+// The host's plugin named `name` in `env`, or null.
+const gateway::CustomPlugin* find_custom_plugin(const PluginEnv& env,
+                                                std::string_view name) noexcept;
 
 struct PluginFactory {
   std::string_view name;  // "jwt-auth"

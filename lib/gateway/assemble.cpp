@@ -104,27 +104,52 @@ struct BuiltPlugins {
   std::map<const PluginEntry*, std::shared_ptr<proxy::Filter>> instances;
 };
 
-std::string known_plugin_names() {
+std::string known_plugin_names(const PluginEnv& env) {
   std::string out;
   for (const PluginFactory& f : plugin_factories()) {
     if (!out.empty()) out += ", ";
     out += f.name;
   }
+  if (env.custom_plugins != nullptr)
+    for (const gateway::CustomPlugin& p : *env.custom_plugins)
+      out += ", " + p.name;
   return out;
+}
+
+// A plugin entry naming one of the host's plugins: built from its config
+// as JSON text, the host's errors reported at the config's path.
+std::shared_ptr<proxy::Filter> build_custom(const gateway::CustomPlugin& plugin,
+                                            const PluginEntry& e, ConfigProblems& problems) {
+  if (!e.config->is<picojson::object>()) {
+    problems.add(e.config_path, "must be an object");
+    return nullptr;
+  }
+  auto built = plugin.build(e.config->serialize());
+  if (!built) {
+    problems.add(e.config_path, built.error().message);
+    return nullptr;
+  }
+  return std::move(*built);
 }
 
 void build_entry(const PluginEntry& e, const PluginEnv& env, BuiltPlugins& built,
                  ConfigProblems& problems) {
   const PluginFactory* factory = find_plugin(e.name);
-  if (factory == nullptr) {
+  const gateway::CustomPlugin* custom = find_custom_plugin(env, e.name);
+  if (factory == nullptr && custom == nullptr) {
     problems.add(e.path + ".name",
-                 "unknown plugin '" + e.name + "' (known: " + known_plugin_names() + ")");
+                 "unknown plugin '" + e.name + "' (known: " + known_plugin_names(env) + ")");
     return;
   }
   if (!e.enabled || e.config == nullptr) return;
-  JsonObject config(*e.config, e.config_path, problems);
-  if (!config.valid()) return;
-  auto filter = factory->build(config, env);
+  std::shared_ptr<proxy::Filter> filter;
+  if (factory != nullptr) {
+    JsonObject config(*e.config, e.config_path, problems);
+    if (!config.valid()) return;
+    filter = factory->build(config, env);
+  } else {
+    filter = build_custom(*custom, e, problems);
+  }
   if (!filter) return;
   if (env.post_to_control) {
     // The last reference may go on a worker thread (a retired route table):
@@ -183,13 +208,15 @@ std::map<std::string, Applicable> applicable_plugins(const GatewayConfig& config
   return out;
 }
 
-int priority_of(std::string_view name) {
-  const PluginFactory* f = find_plugin(name);
-  return f != nullptr ? f->priority : 0;
+int priority_of(const PluginEnv& env, std::string_view name) {
+  if (const PluginFactory* f = find_plugin(name)) return f->priority;
+  if (const gateway::CustomPlugin* p = find_custom_plugin(env, name)) return p->priority;
+  return 0;
 }
 
 // The chain's order: plugin_order first, as written; then by priority.
-void order_chain(std::vector<std::string>& names, const std::vector<std::string>& plugin_order) {
+void order_chain(std::vector<std::string>& names, const std::vector<std::string>& plugin_order,
+                 const PluginEnv& env) {
   auto rank = [&](const std::string& n) {
     auto it = std::find(plugin_order.begin(), plugin_order.end(), n);
     return it == plugin_order.end() ? plugin_order.size() : std::size_t(it - plugin_order.begin());
@@ -197,7 +224,7 @@ void order_chain(std::vector<std::string>& names, const std::vector<std::string>
   std::stable_sort(names.begin(), names.end(), [&](const std::string& a, const std::string& b) {
     const auto ra = rank(a), rb = rank(b);
     if (ra != rb) return ra < rb;
-    return priority_of(a) > priority_of(b);
+    return priority_of(env, a) > priority_of(env, b);
   });
 }
 
@@ -223,20 +250,53 @@ std::shared_ptr<proxy::Filter> route_filter(const std::string& name, const Appli
 
 std::vector<std::shared_ptr<proxy::Filter>> route_chain(const GatewayConfig& config,
                                                         const RouteConfig& route,
-                                                        const BuiltPlugins& built) {
+                                                        const BuiltPlugins& built,
+                                                        const PluginEnv& env) {
   auto applicable = applicable_plugins(config, route);
   std::vector<std::string> names;
   for (const auto& [name, a] : applicable)
     names.push_back(name);
-  order_chain(names, route.plugin_order);
+  order_chain(names, route.plugin_order, env);
   std::vector<std::shared_ptr<proxy::Filter>> chain;
   for (const std::string& name : names)
     if (auto f = route_filter(name, applicable[name], built)) chain.push_back(std::move(f));
   return chain;
 }
 
+// The host's handler that serves the service `name`, or null when the
+// service has endpoints.
+const gateway::NamedHandler* handler_of(const GatewayConfig& config, const PluginEnv& env,
+                                        std::string_view service) {
+  for (const ServiceConfig& s : config.services) {
+    if (s.cluster.name != service || s.handler.empty() || env.handlers == nullptr) continue;
+    for (const gateway::NamedHandler& h : *env.handlers)
+      if (h.name == s.handler) return &h;
+  }
+  return nullptr;
+}
+
+// Every service naming a handler names a registered one, and a route that
+// sends to a handler's service sends nowhere else (a handler is no cluster
+// to weigh against others).
+void check_handlers(const GatewayConfig& config, const PluginEnv& env, ConfigProblems& problems) {
+  for (std::size_t i = 0; i < config.services.size(); ++i) {
+    const ServiceConfig& s = config.services[i];
+    if (!s.handler.empty() && handler_of(config, env, s.cluster.name) == nullptr)
+      problems.add("services[" + std::to_string(i) + "].handler",
+                   "no handler named '" + s.handler + "' was registered by the host program");
+  }
+  for (std::size_t i = 0; i < config.routes.size(); ++i) {
+    const RouteConfig& r = config.routes[i];
+    if (r.services.size() < 2) continue;
+    for (const WeightedTarget& t : r.services)
+      if (handler_of(config, env, t.name) != nullptr)
+        problems.add("routes[" + std::to_string(i) + "].services",
+                     "'" + t.name + "' is served by a handler and cannot be weighted with others");
+  }
+}
+
 void add_routes(const RouteConfig& route, const std::vector<std::shared_ptr<proxy::Filter>>& chain,
-                AssembledConfig& out) {
+                const gateway::NamedHandler* handler, AssembledConfig& out) {
   std::vector<std::string> hosts = route.hosts;
   if (hosts.empty()) hosts.emplace_back();
   for (const RoutePath& p : route.paths) {
@@ -253,7 +313,9 @@ void add_routes(const RouteConfig& route, const std::vector<std::shared_ptr<prox
       r.methods = route.methods;
       r.predicates = route.predicates;
       r.max_body_bytes = route.max_body_bytes;
-      if (route.services.size() == 1) {
+      if (handler != nullptr) {
+        r.target = proxy::Handler(handler->handler);
+      } else if (route.services.size() == 1) {
         r.target = route.services.front().name;
       } else {
         r.target = route.services.front().name;
@@ -282,8 +344,10 @@ void for_each_plugin_entry(const GatewayConfig& config,
       visit(e);
 }
 
-void check_plugins(const GatewayConfig& config, ConfigProblems& problems) {
+void check_plugins(const GatewayConfig& config, ConfigProblems& problems, const PluginEnv& host) {
   PluginEnv env;  // no control loop: nothing starts
+  env.custom_plugins = host.custom_plugins;
+  env.handlers = host.handlers;
   auto consumers = filters::Consumers::create({}, {});
   if (consumers) env.consumers = *consumers;
   BuiltPlugins built;
@@ -309,14 +373,17 @@ AssembledConfig assemble_gateway(const GatewayConfig& config, PluginEnv env,
   BuiltPlugins built;
   for_each_plugin_entry(config,
                         [&](const PluginEntry& e) { build_entry(e, env, built, problems); });
+  check_handlers(config, env, problems);
   if (!problems.empty()) return out;
 
   for (const ServiceConfig& s : config.services) {
-    out.clusters.push_back(s.cluster);
+    if (s.handler.empty()) out.clusters.push_back(s.cluster);
     out.service_names.push_back(s.cluster.name);
   }
   for (const RouteConfig& r : config.routes) {
-    add_routes(r, route_chain(config, r, built), out);
+    const gateway::NamedHandler* handler =
+        r.services.size() == 1 ? handler_of(config, env, r.services.front().name) : nullptr;
+    add_routes(r, route_chain(config, r, built, env), handler, out);
     out.route_names.push_back(r.name);
   }
   return out;

@@ -37,6 +37,8 @@ AssembledConfig assemble_gateway(const GatewayConfig& config, PluginEnv env,
 
 // Builds every plugin entry of a configuration that has other problems,
 // only to report the plugins' problems with them (nothing is started).
-void check_plugins(const GatewayConfig& config, ConfigProblems& problems);
+// `host` brings the host's plugins and handlers (GatewayOptions).
+void check_plugins(const GatewayConfig& config, ConfigProblems& problems,
+                   const PluginEnv& host = {});
 
 }  // namespace portico::detail

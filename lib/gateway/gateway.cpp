@@ -51,8 +51,17 @@ unsigned total_workers(const detail::GatewayConfig& c) {
   return std::max(1u, n);
 }
 
+// The host's plugins and handlers, as the policies' environment carries them.
+detail::PluginEnv host_env(const GatewayOptions& options) {
+  detail::PluginEnv env;
+  env.custom_plugins = &options.plugins;
+  env.handlers = &options.handlers;
+  return env;
+}
+
 // Parses and validates the document into a generation not yet built.
-std::shared_ptr<Generation> read(std::string_view text, ConfigProblems& problems) {
+std::shared_ptr<Generation> read(std::string_view text, const GatewayOptions& options,
+                                 ConfigProblems& problems) {
   auto doc = detail::parse_json_document(text);
   if (!doc) {
     problems.add("", doc.error().message);
@@ -64,7 +73,7 @@ std::shared_ptr<Generation> read(std::string_view text, ConfigProblems& problems
   if (!problems.empty()) {
     // The plugins' own problems too, in one report: their entries are
     // well-formed on their own. Checked only (nothing is started).
-    detail::check_plugins(g->config, problems);
+    detail::check_plugins(g->config, problems, host_env(options));
     return nullptr;
   }
   return g;
@@ -89,8 +98,12 @@ Result<std::string> read_file(const std::string& path) {
 }  // namespace
 
 std::vector<std::string> check_config(std::string_view document) {
+  return check_config(document, GatewayOptions{});
+}
+
+std::vector<std::string> check_config(std::string_view document, const GatewayOptions& options) {
   ConfigProblems problems;
-  if (auto g = read(document, problems)) build(*g, detail::PluginEnv{}, problems);
+  if (auto g = read(document, options, problems)) build(*g, host_env(options), problems);
   std::vector<std::string> out;
   for (const auto& p : problems.all())
     out.push_back((p.path.empty() ? std::string("(document)") : p.path) + ": " + p.message);
@@ -161,6 +174,7 @@ class GatewayImpl : public detail::AdminBackend {
   std::mutex listeners_mutex;  // the admin thread reads them while stop() clears them
   std::uint64_t next_generation = 1;
   std::atomic<std::uint64_t> generation{0};
+  std::atomic<std::int64_t> drain_timeout_ns{0};
   bool stopped = false;
   std::mutex stop_mutex;
   std::chrono::steady_clock::time_point started_at = std::chrono::steady_clock::now();
@@ -176,7 +190,7 @@ class GatewayImpl : public detail::AdminBackend {
   bool log_timer_open = false;
 
   detail::PluginEnv env() {
-    detail::PluginEnv e;
+    detail::PluginEnv e = host_env(options);
     e.control_loop = control.loop();
     e.post_to_control = [this](std::function<void()> task) { control.post(std::move(task)); };
     if (registry)
@@ -389,7 +403,7 @@ Status attach_observe(Generation& g, const detail::GatewayMetrics& metrics,
 
 Result<ReloadResult> GatewayImpl::reload_on_control(std::string_view text,
                                                     ConfigProblems& problems) {
-  auto next = read(text, problems);
+  auto next = read(text, options, problems);
   if (!next || !build(*next, env(), problems)) return problems_error(problems);
   if (!same_listeners(current->config, next->config)) {
     problems.add("listeners", "listeners and admin cannot change while running (restart)");
@@ -406,6 +420,7 @@ Result<ReloadResult> GatewayImpl::reload_on_control(std::string_view text,
   }
   current = std::move(next);
   generation = current->id;
+  drain_timeout_ns = current->config.server.drain_timeout.count();
   return ReloadResult{current->id};
 }
 
@@ -421,7 +436,7 @@ Result<std::unique_ptr<Gateway>> Gateway::start(std::string_view document, Gatew
   auto impl = std::make_unique<GatewayImpl>();
   impl->options = std::move(options);
   ConfigProblems problems;
-  impl->current = read(document, problems);
+  impl->current = read(document, impl->options, problems);
   if (!impl->current) {
     impl->control.stop([] {});
     return problems_error(problems);
@@ -441,6 +456,7 @@ Result<std::unique_ptr<Gateway>> Gateway::start(std::string_view document, Gatew
     impl->control.stop([raw] { raw->close_on_control(); });
     return std::move(st).error();
   }
+  impl->drain_timeout_ns = impl->current->config.server.drain_timeout.count();
   impl->control.start();
   return std::unique_ptr<Gateway>(new Gateway(std::move(impl)));
 }
@@ -468,6 +484,10 @@ std::uint16_t Gateway::port(std::size_t index) const noexcept {
 
 std::uint64_t Gateway::generation() const noexcept {
   return impl_->generation.load();
+}
+
+Duration Gateway::drain_timeout() const noexcept {
+  return Duration(impl_->drain_timeout_ns.load());
 }
 
 std::uint16_t Gateway::admin_port() const noexcept {
