@@ -4,7 +4,7 @@
 # no policies ("bare"), side by side in one run, in front of one upstream.
 #
 # Usage: bench/gateway/run.sh [--gateway PATH] [--rounds N] [--duration S]
-#                             [--connections "50"] [--quick] [--keep]
+#                             [--connections "1 50"] [--quick] [--keep]
 #
 #   --gateway PATH  the portico-gateway binary; default
 #                   build/examples/gateway/portico-gateway (use a release build:
@@ -12,7 +12,7 @@
 #   --rounds N      interleaved rounds (bare, full, then again); default 5
 #   --duration S    seconds per wrk run; default 5
 #   --connections L wrk connection counts, each measured in every round;
-#                   default "50" ("1 50" adds an unloaded latency figure)
+#                   default "1 50" (unloaded latency, then a saturating load)
 #   --quick         2 rounds of 2 s at 50 connections (a smoke run for CI)
 #   --keep          keep the work directory (token, configs, raw wrk output)
 #
@@ -73,11 +73,17 @@
 # Reading p99 at 50 connections: wrk keeps every connection busy, so the
 # gateway is saturated and a request's latency is mostly its wait behind the
 # others (about connections / throughput). An extra few microseconds of CPU
-# per request then shows up multiplied by the queue depth. `--connections
-# "1 50"` adds an unloaded run, where full-bare p99 is the latency the
-# policies add to one request.
+# per request then shows up multiplied by the queue depth (and, on a shared
+# host, by whatever else the gateway's core runs). So the default also
+# measures one connection, where full-bare p99 is the latency the policies
+# add to one request.
 #
 # The targets (issue 5): full/bare req/s >= 0.90 and full-bare p99 < 100 us.
+# The report judges each at every connection count. When a gateway's core
+# was less than 90% busy, the req/s ratio measured the load core, not the
+# gateway, so the report also judges the req/s target on bare/full CPU per
+# request (what the ratio is once the gateway core is the limit) and says
+# which of the two is the honest figure for that run.
 # The script prints whether each was met and exits 0 either way (a loaded CI
 # host cannot judge them); it exits 1 when something does not work.
 # Only processes this script starts are ever signalled, by PID.
@@ -100,7 +106,7 @@ usage() {
 gateway=$repo/build/examples/gateway/portico-gateway
 rounds=5
 duration=5
-connections="50"
+connections="1 50"
 keep=0
 while [ $# -gt 0 ]; do
   case $1 in
@@ -428,11 +434,13 @@ for conns in sorted({int(r["conns"]) for r in rows}):
     # a busy host this is the steadier estimate of the req/s ratio a
     # saturated gateway core would give.
     _, capacity = same_round(lambda f, b: b / f, "cpu_us_per_req")
-    print(f"bare/full CPU per request {capacity:.3f} (the req/s ratio at full core use) [{conns} conns]")
+    print(f"bare/full CPU per request {capacity:.3f} (the req/s ratio at full core use)"
+          f"  {verdict(capacity >= TARGET_RPS_RATIO)}  [{conns} conns]")
     if conns > 1 and min(busy.values()) < 90:
         print(f"note: a gateway kept its core only {min(busy.values()):.0f}% busy, so req/s was bounded by the"
               " load core or other work on the host, not by the gateway: the req/s ratio and the p99"
-              " difference do not measure the policies there; CPU per request does")
+              " difference do not measure the policies there; bare/full CPU per request is the honest"
+              " req/s figure, and the 1-connection p99 difference the honest latency figure")
 EOF
 }
 

@@ -131,9 +131,10 @@ std::optional<std::string_view> bearer_token(std::string_view value) noexcept {
   while (!rest.empty() && rest.front() == ' ')
     rest.remove_prefix(1);
   if (rest.empty()) return std::nullopt;
-  // One pass (find_first_of would call memchr once per byte of the token).
-  for (char ch : rest)
-    if (ch == ' ' || ch == '\t' || ch == ',') return std::nullopt;
+  // A token is hundreds of bytes, sent with every request: three memchr
+  // passes (vectorised) cost a fraction of one byte-by-byte loop.
+  for (const char ch : {' ', '\t', ','})
+    if (std::memchr(rest.data(), ch, rest.size()) != nullptr) return std::nullopt;
   return rest;
 }
 

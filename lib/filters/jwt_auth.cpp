@@ -256,13 +256,11 @@ class JwtAuth final : public proxy::Filter, public detail::KeyWaitTarget {
   }
 
   // Client-sent copies of what this filter sets never reach the upstream.
+  // The identity headers are handled in accept(): only an accepted request
+  // is forwarded, and set_consumer() replaces or removes all three.
   void remove_client_headers(proxy::RequestContext& ctx) const {
     for (const JwtClaimHeader& m : options_.claims_to_headers)
       ctx.remove_request_header(m.header);
-    const RequestState* state = find_request_state(ctx);
-    // An earlier authentication filter already removed them and set its own.
-    if (options_.consumers != nullptr && (state == nullptr || state->consumer.empty()))
-      detail::remove_identity_headers(ctx, identity_);
   }
 
   jwt::Verification verify(const proxy::RequestContext& ctx, std::string_view token) {
@@ -395,6 +393,9 @@ class JwtAuth final : public proxy::Filter, public detail::KeyWaitTarget {
     if (consumer != nullptr) {
       detail::set_consumer(ctx, *consumer, "jwt-auth", false, identity_);
     } else if (state.consumer.empty()) {
+      // No consumer, from this filter or an earlier one (which removed the
+      // client's identity headers and set its own).
+      if (options_.consumers != nullptr) detail::remove_identity_headers(ctx, identity_);
       state.credential = "jwt-auth";
     }
     auto* slot = static_cast<TokenSlot*>(ctx.state());

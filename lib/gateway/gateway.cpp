@@ -205,6 +205,7 @@ class GatewayImpl : public detail::AdminBackend {
   Status start_admin();
   Status start_listeners();
   void collect();
+  void flush_stale_log();
   Result<ReloadResult> reload_on_control(std::string_view text, ConfigProblems& problems);
   void close_on_control();
 
@@ -282,6 +283,19 @@ void GatewayImpl::collect() {
   gateway_metrics.set_endpoints(endpoints);
 }
 
+// A worker's log buffer is its own thread's: each worker writes its stale
+// lines out on its loop. The listeners' workers are numbered in order, as
+// in server_options().
+void GatewayImpl::flush_stale_log() {
+  std::lock_guard<std::mutex> listeners_lock(listeners_mutex);
+  unsigned first_index = 0;
+  for (const auto& l : listeners) {
+    (void)l->run_on_each(
+        [&](unsigned index, proxy::Server&) { access_log->flush_stale(first_index + index); });
+    first_index += l->size();
+  }
+}
+
 Status GatewayImpl::start_observability(const detail::AccessLogConfig& log) {
   registry = std::make_unique<metrics::Registry>(total_workers);
   auto gm = detail::GatewayMetrics::register_in(*registry);
@@ -299,9 +313,8 @@ Status GatewayImpl::start_observability(const detail::AccessLogConfig& log) {
     log_timer.data = this;
     log_timer_open = true;
     uv_timer_start(
-        &log_timer,
-        [](uv_timer_t* t) { static_cast<GatewayImpl*>(t->data)->access_log->flush_stale(); }, 200,
-        200);
+        &log_timer, [](uv_timer_t* t) { static_cast<GatewayImpl*>(t->data)->flush_stale_log(); },
+        200, 200);
   }
   return {};
 }

@@ -78,19 +78,18 @@ void AccessLog::write_out(Buffer& b) {
 }
 
 void AccessLog::flush() {
-  for (unsigned i = 0; i < buffer_count_; ++i) {
-    std::lock_guard<std::mutex> lock(buffers_[i].mutex);
+  for (unsigned i = 0; i < buffer_count_; ++i)
     write_out(buffers_[i]);
-  }
+}
+
+void AccessLog::flush_stale(unsigned worker) {
+  Buffer& b = buffer(worker);
+  if (!b.text.empty() && std::chrono::steady_clock::now() - b.oldest >= max_age_) write_out(b);
 }
 
 void AccessLog::flush_stale() {
-  const auto now = std::chrono::steady_clock::now();
-  for (unsigned i = 0; i < buffer_count_; ++i) {
-    Buffer& b = buffers_[i];
-    std::lock_guard<std::mutex> lock(b.mutex);
-    if (!b.text.empty() && now - b.oldest >= max_age_) write_out(b);
-  }
+  for (unsigned i = 0; i < buffer_count_; ++i)
+    flush_stale(i);
 }
 
 std::uint64_t AccessLog::dropped_bytes() const noexcept {

@@ -6,11 +6,12 @@
 // The filter's work per request is a hash lookup of the route name in a
 // table built with the configuration, a handful of relaxed atomic adds on
 // the worker's own metric shard, and a line appended to the worker's log
-// buffer: no heap allocation and, most of the time, no system call.
+// buffer: no heap allocation, no lock and, most of the time, no system
+// call.
 //
 // Threading: the filter is shared by every worker (immutable after
-// make_observe); the access log and the metric families are safe from any
-// thread.
+// make_observe); the metric families are safe from any thread; the access
+// log's buffers each belong to one worker thread (see AccessLog).
 #pragma once
 
 #include <atomic>
@@ -45,8 +46,10 @@ struct AccessLogOptions {
 };
 
 // Lines buffered per worker and written with one write(2) per buffer, so
-// logging costs no system call per request. Buffers are written whole
-// under one lock, so lines of different workers never interleave.
+// logging costs no system call per request. A worker's buffer belongs to
+// that worker's thread: appending a line takes no lock. Only writing a
+// full or stale buffer out takes the log's write lock (once per buffer, not
+// per line), so lines of different workers never interleave.
 class AccessLog {
  public:
   static Result<std::shared_ptr<AccessLog>> open(const AccessLogOptions& options, unsigned workers);
@@ -60,31 +63,40 @@ class AccessLog {
   AccessLog& operator=(const AccessLog&) = delete;
 
   // Appends a line: `format(std::string&)` appends its text (ending with a
-  // newline) to the worker's buffer. Any thread; a worker index past the
-  // last wraps around.
+  // newline) to the worker's buffer. A worker index past the last wraps
+  // around. Threading: the lines of one index come from one thread at a
+  // time (the worker's), with no lock; different indexes from any threads.
   template <class Format>
   void write(unsigned worker, Format&& format) {
-    Buffer& b = buffers_[worker < buffer_count_ ? worker : worker % buffer_count_];
-    std::lock_guard<std::mutex> lock(b.mutex);
+    Buffer& b = buffer(worker);
     const bool was_empty = b.text.empty();
     format(b.text);
     after_append(b, was_empty);
   }
 
-  void flush();        // every buffer, now
-  void flush_stale();  // the buffers whose oldest line is older than max_age
+  // Writes the worker's buffer out if its oldest line is older than
+  // max_age: on the thread that writes that index (the host runs it on
+  // each worker's loop from a timer, so a quiet worker's lines wait at most
+  // about max_age plus the timer's period).
+  void flush_stale(unsigned worker);
+  // Every buffer, now / the buffers older than max_age: only while no
+  // worker writes (before the workers start, or after they stop).
+  void flush();
+  void flush_stale();
   // Bytes lost because the descriptor refused them (a full disk).
   std::uint64_t dropped_bytes() const noexcept;
 
  private:
   struct alignas(64) Buffer {
-    std::mutex mutex;
     std::string text;
     std::chrono::steady_clock::time_point oldest{};
   };
   AccessLog(int fd, bool owned, const AccessLogOptions& options, unsigned workers);
+  Buffer& buffer(unsigned worker) noexcept {
+    return buffers_[worker < buffer_count_ ? worker : worker % buffer_count_];
+  }
   void after_append(Buffer& b, bool was_empty);
-  void write_out(Buffer& b);  // with b.mutex held
+  void write_out(Buffer& b);  // on the thread that owns b
 
   int fd_;
   bool owned_;
@@ -92,7 +104,7 @@ class AccessLog {
   std::chrono::steady_clock::duration max_age_;
   std::unique_ptr<Buffer[]> buffers_;  // one per worker
   unsigned buffer_count_;
-  std::mutex write_mutex_;
+  std::mutex write_mutex_;  // one buffer's write(2) calls at a time
   std::atomic<std::uint64_t> dropped_{0};
 };
 

@@ -1,5 +1,7 @@
 #include "fields.hpp"
 
+#include <array>
+
 #include "../common/ascii.hpp"
 
 namespace portico::detail {
@@ -71,15 +73,29 @@ std::string_view trim_ows(std::string_view s) noexcept {
   return s;
 }
 
+namespace {
+
+// tchar (RFC 9110 section 5.6.2) by byte value: filters validate every
+// header name they set, several per request, so this is a table lookup.
+constexpr std::array<bool, 256> kTchar = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c)
+    t[static_cast<std::size_t>(c)] =
+        (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+        std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+  return t;
+}();
+
+}  // namespace
+
 bool is_tchar(unsigned char c) noexcept {
-  return is_alnum(c) ||
-         std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+  return kTchar[c];
 }
 
 bool is_token(std::string_view s) noexcept {
   if (s.empty()) return false;
   for (const char c : s) {
-    if (!is_tchar(static_cast<unsigned char>(c))) return false;
+    if (!kTchar[static_cast<unsigned char>(c)]) return false;
   }
   return true;
 }

@@ -1,6 +1,9 @@
 // The filter chain: running the phases, pausing and resuming, and the
 // RequestContext filters use to read and change a request.
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <functional>
 
 #include "../common/ascii.hpp"
 #include "../http/fields.hpp"
@@ -14,10 +17,30 @@ namespace {
 // the parser applies), no CR, LF or NUL in the value (which would let a
 // filter inject header lines), and none of the fields the proxy owns, the
 // framing and connection management of both sides, plus Host.
+constexpr std::uint64_t kEachByte = 0x0101010101010101ULL;
+
+// Whether any of the eight bytes of `word` is zero. The classic bit trick:
+// which byte it flags can be off, but whether one is zero is exact.
+constexpr bool has_zero_byte(std::uint64_t word) noexcept {
+  return ((word - kEachByte) & ~word & (kEachByte << 7)) != 0;
+}
+
+bool unsafe_byte(char ch) noexcept {
+  return ch == '\r' || ch == '\n' || ch == '\0';
+}
+
+// Eight bytes per step: filters set several values on every request.
 bool safe_value(std::string_view value) noexcept {
-  // One pass (find_first_of would call memchr once per byte of the value).
-  for (char ch : value)
-    if (ch == '\r' || ch == '\n' || ch == '\0') return false;
+  std::size_t i = 0;
+  for (; i + 8 <= value.size(); i += 8) {
+    std::uint64_t word;
+    std::memcpy(&word, value.data() + i, sizeof word);
+    if (has_zero_byte(word) || has_zero_byte(word ^ (kEachByte * '\r')) ||
+        has_zero_byte(word ^ (kEachByte * '\n')))
+      return false;
+  }
+  for (; i < value.size(); ++i)
+    if (unsafe_byte(value[i])) return false;
   return true;
 }
 
@@ -99,22 +122,46 @@ void HeaderEdits::add(EditOp op, std::string_view name, std::string_view value) 
     // A set or remove supersedes earlier edits of the same name.
     std::size_t kept = 0;
     for (std::size_t i = 0; i < count; ++i) {
-      if (detail::ascii_iequals(items[i].name, name)) continue;
-      if (kept != i) std::swap(items[kept], items[i]);
-      ++kept;
+      if (items[i].name_size == name.size() && detail::ascii_iequals(this->name(items[i]), name))
+        continue;
+      items[kept++] = items[i];
     }
     count = kept;
+  }
+  // The name or value may be a view of this text (a lookup's result):
+  // taken as offsets across the growth, which may move the text.
+  const std::size_t needed = text.size() + name.size() + value.size();
+  if (needed > text.capacity()) {
+    const std::less_equal<const char*> at_or_before;
+    const char* begin = text.data();
+    const char* end = begin + text.size();
+    auto inside = [&](std::string_view s) {
+      return !s.empty() && at_or_before(begin, s.data()) && at_or_before(s.data() + s.size(), end);
+    };
+    const bool name_inside = inside(name), value_inside = inside(value);
+    const std::size_t name_at = name_inside ? static_cast<std::size_t>(name.data() - begin) : 0;
+    const std::size_t value_at = value_inside ? static_cast<std::size_t>(value.data() - begin) : 0;
+    text.reserve(needed);
+    if (name_inside) name = std::string_view(text.data() + name_at, name.size());
+    if (value_inside) value = std::string_view(text.data() + value_at, value.size());
   }
   if (count == items.size()) items.emplace_back();
   HeaderEdit& e = items[count++];
   e.op = op;
-  e.name.assign(name);
-  e.value.assign(value);
+  e.name_at = static_cast<std::uint32_t>(text.size());
+  e.name_size = static_cast<std::uint32_t>(name.size());
+  e.value_at = static_cast<std::uint32_t>(text.size() + name.size());
+  e.value_size = static_cast<std::uint32_t>(value.size());
+  text.append(name);
+  text.append(value);
 }
 
 bool HeaderEdits::drops(std::string_view name) const noexcept {
   for (std::size_t i = 0; i < count; ++i) {
-    if (items[i].op != EditOp::add && detail::ascii_iequals(items[i].name, name)) return true;
+    const HeaderEdit& e = items[i];
+    if (e.op != EditOp::add && e.name_size == name.size() &&
+        detail::ascii_iequals(this->name(e), name))
+      return true;
   }
   return false;
 }
@@ -124,11 +171,11 @@ std::optional<std::string_view> HeaderEdits::lookup(
   std::optional<std::string_view> v = original;
   for (std::size_t i = 0; i < count; ++i) {
     const HeaderEdit& e = items[i];
-    if (!detail::ascii_iequals(e.name, name)) continue;
+    if (e.name_size != name.size() || !detail::ascii_iequals(this->name(e), name)) continue;
     if (e.op == EditOp::remove) {
       v.reset();
     } else if (e.op == EditOp::set || !v) {
-      v = e.value;
+      v = value(e);
     }
   }
   return v;
@@ -137,7 +184,7 @@ std::optional<std::string_view> HeaderEdits::lookup(
 void HeaderEdits::write(HeadWriter& w) const {
   for (std::size_t i = 0; i < count; ++i) {
     const HeaderEdit& e = items[i];
-    if (e.op != EditOp::remove) w << e.name << ": " << e.value << "\r\n";
+    if (e.op != EditOp::remove) w << name(e) << ": " << value(e) << "\r\n";
   }
 }
 

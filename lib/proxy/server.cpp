@@ -104,14 +104,34 @@ bool token_list_has(std::string_view list, std::string_view token) noexcept {
 // Hop-by-hop fields (RFC 9110 section 7.6.1), those the Connection header
 // names, and the framing fields the proxy sets itself.
 bool is_hop_by_hop(std::string_view name, std::string_view connection) noexcept {
-  static constexpr std::string_view kFixed[] = {
-      "connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade", "content-length",
+  // By length first: called for every header forwarded and every header a
+  // filter sets, and most names match no fixed field's length.
+  switch (name.size()) {
+    case 2:
+      if (detail::ascii_iequals(name, "te")) return true;
+      break;
+    case 5:
       // "Proxy" itself too: CGI-style upstreams read it as HTTP_PROXY and
       // would send their own outbound requests through the client's choice
       // of proxy (httpoxy).
-      "proxy"};
-  for (std::string_view h : kFixed) {
-    if (detail::ascii_iequals(name, h)) return true;
+      if (detail::ascii_iequals(name, "proxy")) return true;
+      break;
+    case 7:
+      if (detail::ascii_iequals(name, "trailer") || detail::ascii_iequals(name, "upgrade"))
+        return true;
+      break;
+    case 10:
+      if (detail::ascii_iequals(name, "connection") || detail::ascii_iequals(name, "keep-alive"))
+        return true;
+      break;
+    case 14:
+      if (detail::ascii_iequals(name, "content-length")) return true;
+      break;
+    case 17:
+      if (detail::ascii_iequals(name, "transfer-encoding")) return true;
+      break;
+    default:
+      break;
   }
   // Proxy-Connection, Proxy-Authenticate, Proxy-Authorization and the rest
   // concern the hop, never the origin.
@@ -441,8 +461,9 @@ void conn_write_local(Conn* c) {
   w.number(static_cast<unsigned>(status)) << " " << reason_phrase(status) << "\r\n";
   for (std::size_t i = 0; i < x->local_headers.count; ++i) {
     const HeaderEdit& h = x->local_headers.items[i];
-    if (x->response_edits.drops(h.name)) continue;
-    w << h.name << ": " << h.value << "\r\n";
+    const std::string_view name = x->local_headers.name(h);
+    if (x->response_edits.drops(name)) continue;
+    w << name << ": " << x->local_headers.value(h) << "\r\n";
   }
   x->response_edits.write(w);
   // 1xx, 204 and 304 have no body and may not announce one (RFC 9110 8.6).

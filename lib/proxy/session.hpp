@@ -261,18 +261,33 @@ enum class Phase : std::uint8_t {
 
 enum class EditOp : std::uint8_t { set, add, remove };
 
+// One edit: its name and value are ranges of the HeaderEdits' text, so an
+// edit is a few integers and moving one is a copy of them.
 struct HeaderEdit {
   EditOp op = EditOp::set;
-  std::string name, value;
+  std::uint32_t name_at = 0, name_size = 0;
+  std::uint32_t value_at = 0, value_size = 0;
 };
 
-// Header edits for one direction. Strings keep their capacity between
-// requests, so steady-state edits do not allocate.
+// Header edits for one direction. Names and values are appended to one
+// text buffer that keeps its capacity between requests, as does the edit
+// list, so steady-state edits do not allocate; an edit superseded by a
+// later set or remove leaves its bytes in the buffer until clear().
 struct HeaderEdits {
   std::vector<HeaderEdit> items;
   std::size_t count = 0;
-  void clear() noexcept { count = 0; }
+  std::string text;
+  void clear() noexcept {
+    count = 0;
+    text.clear();
+  }
   void add(EditOp op, std::string_view name, std::string_view value);
+  std::string_view name(const HeaderEdit& e) const noexcept {
+    return {text.data() + e.name_at, e.name_size};
+  }
+  std::string_view value(const HeaderEdit& e) const noexcept {
+    return {text.data() + e.value_at, e.value_size};
+  }
   // Whether an original header of this name is replaced or removed.
   bool drops(std::string_view name) const noexcept;
   // The value after edits: `original` unless set/removed/added.

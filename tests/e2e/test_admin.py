@@ -1,7 +1,9 @@
 """End-to-end tests of portico-gateway: the admin API, hot reload (POST
 /reload, SIGHUP) and reloads under load."""
 import json
+import os
 import signal
+import tempfile
 import sys
 import threading
 import time
@@ -291,6 +293,33 @@ class ReloadUnderLoad(GatewayTestCase):
         result["seconds"] = time.monotonic() - started
         self.assertFalse(any(t.is_alive() for t in threads), "a client thread hung")
         return result
+
+
+class AccessLog(GatewayTestCase):
+    """Each worker owns its log buffer; a quiet worker's lines are written
+    on its own loop within about max_age plus the timer's period."""
+
+    def test_quiet_workers_lines_are_written_without_a_stop(self):
+        app = Upstream(name="app")
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "access.log")
+            gw = Gateway(config([service("app", app.port)], [route("logged", "/logged")],
+                                workers=2, access_log={"enabled": True, "path": path}))
+            try:
+                for i in range(4):
+                    self.assertEqual(gw.get(f"/logged/{i}").status, 200)
+                lines = []
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline and len(lines) < 4:
+                    time.sleep(0.05)
+                    with open(path) as f:
+                        lines = f.read().splitlines()
+                self.assertEqual(len(lines), 4, lines)
+                paths = sorted(json.loads(line)["path"] for line in lines)
+                self.assertEqual(paths, [f"/logged/{i}" for i in range(4)])
+            finally:
+                gw.stop()
+                app.close()
 
 
 if __name__ == "__main__":

@@ -101,8 +101,16 @@ TEST_CASE("filters: request and response header edits, path rewrite, guarded nam
       ctx.add_request_header("x-tag", "2");
       ctx.remove_request_header("x-remove-me");
       ctx.set_request_header("x-evil", "a\r\nx-injected: 1");  // refused: CR LF
-      ctx.set_request_header("content-length", "999");         // refused: framing
-      ctx.set_request_header("bad name", "v");                 // refused: not a token
+      // Refused too: LF, NUL and CR past the first eight bytes and at the end.
+      ctx.set_request_header("x-evil-lf", "0123456789abcdef\nx-injected: 2");
+      ctx.set_request_header("x-evil-nul", std::string_view("0123456789\0x-injected: 3", 24));
+      ctx.set_request_header("x-evil-cr", "0123456789abcdefgh\r");
+      // A value read back from the edits (a view of their own text) stays
+      // intact while the edits grow.
+      for (int i = 0; i < 20; ++i)
+        ctx.add_request_header("x-copy", ctx.request_header("x-user").value_or("?"));
+      ctx.set_request_header("content-length", "999");  // refused: framing
+      ctx.set_request_header("bad name", "v");          // refused: not a token
       ctx.set_upstream_path("/v2" + std::string(ctx.path()) + "?q=" + std::string(ctx.query()));
       CHECK(ctx.request_header("x-user") == std::optional<std::string_view>("alice"));
       CHECK_FALSE(ctx.request_header("x-remove-me"));
@@ -141,6 +149,11 @@ TEST_CASE("filters: request and response header edits, path rewrite, guarded nam
   CHECK(q.find("x-user: alice\r\n") != std::string::npos);
   CHECK(q.find("mallory") == std::string::npos);
   CHECK(q.find("x-tag: 1\r\nx-tag: 2\r\n") != std::string::npos);
+  std::size_t copies = 0;
+  for (std::size_t at = q.find("x-copy: alice\r\n"); at != std::string::npos;
+       at = q.find("x-copy: alice\r\n", at + 1))
+    ++copies;
+  CHECK(copies == 20);
   CHECK(q.find("X-Remove-Me") == std::string::npos);
   CHECK(q.find("x-injected") == std::string::npos);
   CHECK(q.find("x-evil") == std::string::npos);
