@@ -239,9 +239,19 @@ pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
 
 /// A compact HS256 token of `payload_json`.
 pub fn hs256_token(secret: &[u8], payload_json: &str) -> String {
+    sign_hs256(secret, r#"{"alg":"HS256","typ":"JWT"}"#, payload_json)
+}
+
+/// The same with a key id in the header.
+pub fn hs256_token_with_kid(secret: &[u8], kid: &str, payload_json: &str) -> String {
+    let header = format!(r#"{{"alg":"HS256","typ":"JWT","kid":"{}"}}"#, kid);
+    sign_hs256(secret, &header, payload_json)
+}
+
+fn sign_hs256(secret: &[u8], header_json: &str, payload_json: &str) -> String {
     let signing_input = format!(
         "{}.{}",
-        base64url(br#"{"alg":"HS256","typ":"JWT"}"#),
+        base64url(header_json.as_bytes()),
         base64url(payload_json.as_bytes())
     );
     let signature = hmac_sha256(secret, signing_input.as_bytes());
