@@ -113,6 +113,8 @@ impl<'a> Request<'a> {
     }
 
     /// The normalised path without the query (the original, not a rewrite).
+    /// Always text: the gateway answers 400 to a path with raw non-ASCII
+    /// bytes before any filter runs.
     pub fn path(&self) -> &str {
         self.text(sys::portico_request_path, "the path")
     }
@@ -168,7 +170,9 @@ impl<'a> Request<'a> {
         self.text(sys::portico_request_client_address, "the client address")
     }
 
-    /// A path parameter of the matched route ("{id}").
+    /// A path parameter of the matched route ("{id}"). Filters only: the C
+    /// ABI gives a handler none (`None`), so a filter that needs to pass one
+    /// on sets it as a header.
     pub fn param(&self, name: &str) -> Option<&str> {
         let bytes = self.named_view(sys::portico_request_param, name).ok()?;
         text_out(bytes, "a path parameter").ok()

@@ -325,6 +325,12 @@ fn header_values_that_are_not_utf8_reach_the_filter_as_bytes() {
     let reply = get(port, "/raw", &[("X-Raw", "plain")]);
     assert_eq!(reply.text(), "706c61696e utf8");
     assert_eq!(get(port, "/raw", &[]).text(), " absent");
+    // A path with raw non-ASCII bytes never reaches a filter: 400.
+    let reply = exchange(
+        port,
+        b"GET /raw\xff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(reply.status, 400);
     gateway.stop(DRAIN).unwrap();
 }
 
