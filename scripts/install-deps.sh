@@ -13,6 +13,8 @@ packages=(
   python3-jwt python3-cryptography  # the PyJWT peer of bench/jwt_bench
   nginx haproxy wrk  # the peers, upstream and load generator of bench/proxy/run.sh
 )
+# The Rust binding's tests (examples/rust) need cargo; one from rustup will do.
+command -v cargo >/dev/null 2>&1 || packages+=(cargo)
 
 missing=()
 for p in "${packages[@]}"; do
