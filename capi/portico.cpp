@@ -487,7 +487,9 @@ portico_status portico_router_match(const portico_router* router, portico_match*
     std::string_view m, h, p;
     if (portico_status st = check_bytes(method, method_len, "method", m)) return st;
     if (portico_status st = check_bytes(host, host_len, "host", h)) return st;
-    if (portico_status st = check_bytes(path, path_len, "path", p)) return st;
+    // Paths are text, as in portico_router_add: bytes that are not UTF-8
+    // get the same status there and here.
+    if (portico_status st = check_text(path, path_len, "path", p)) return st;
     match->done = false;
     // Normalising never lengthens a path: the match's buffer is resized
     // only when a longer path than ever before comes (no allocation in the

@@ -99,6 +99,9 @@ static void test_router(void) {
 
   /* A path that is not a path is an error, not a miss. */
   CHECK_STATUS(PORTICO_ERR_MALFORMED, portico_router_match(r, m, S("GET"), S(""), S("no-slash")));
+  /* Paths are text here as in portico_router_add. */
+  CHECK_STATUS(PORTICO_ERR_INVALID_UTF8,
+               portico_router_match(r, m, S("GET"), S(""), S("/users/\xff")));
 
   portico_match_free(m);
   portico_router_free(r);
