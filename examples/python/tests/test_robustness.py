@@ -74,10 +74,11 @@ def test_the_library_refuses_null_handles_and_lying_lengths():
     route = ctypes.c_uint32()
     assert lib.portico_router_add(None, b"", 0, b"", 0, b"", 0, b"/", 1,
                                   ctypes.byref(route)) == _native.ERR_INVALID_HANDLE
-    assert "NULL" in lib.portico_last_error().decode() or lib.portico_last_error()
+    assert lib.portico_last_error()  # a message, whatever its words
     assert lib.portico_gateway_start(None) == _native.ERR_INVALID_HANDLE
+    decision = _native.LimitDecision()
     assert lib.portico_limiter_check(None, b"k", 1, 1, _native.NOW,
-                                     None) == _native.ERR_INVALID_HANDLE
+                                     ctypes.byref(decision)) == _native.ERR_INVALID_HANDLE
     lib.portico_router_free(None)  # free(NULL) does nothing
     with portico.Router() as router:
         # A NULL pointer with a length: the length lies.
