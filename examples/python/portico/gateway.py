@@ -374,11 +374,29 @@ class _Reporter:
 # Set while a callback runs on this thread (see Gateway.ptr).
 _callback = threading.local()
 
+_ensure_gil_state = ctypes.pythonapi.PyGILState_Ensure
+_ensure_gil_state.restype = ctypes.c_int
+
+
+def _keep_thread_state():
+    """Keeps this worker thread's Python thread state for its lifetime.
+
+    ctypes wraps each callback in PyGILState_Ensure/Release; on a thread
+    Python did not start, the Release that balances the first Ensure
+    destroys the thread state, so every call would build a new one (and
+    empty every threading.local). One Ensure that is never released keeps
+    it: the cost is one thread state per worker thread, freed with the
+    interpreter."""
+    _ensure_gil_state()
+    _callback.kept = True
+
 
 def _filter_thunk(fn, name, phase, report):
     answered = _native.FILTER_RESPOND if phase == "request" else None
 
     def call(request_pointer, _user):
+        if not getattr(_callback, "kept", False):
+            _keep_thread_state()
         request = Request(request_pointer)
         _callback.active = True
         try:
@@ -394,6 +412,8 @@ def _filter_thunk(fn, name, phase, report):
 
 def _handler_thunk(fn, name, report):
     def call(request_pointer, _user):
+        if not getattr(_callback, "kept", False):
+            _keep_thread_state()
         request = Request(request_pointer)
         _callback.active = True
         try:

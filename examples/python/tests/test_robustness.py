@@ -9,7 +9,7 @@ import pytest
 
 import portico
 from portico import _native
-from conftest import config, raw_request, request
+from conftest import config, hs256_jwks, raw_request, request
 
 
 def handler_config(plugins=(), path="/**"):
@@ -85,8 +85,7 @@ def test_the_library_refuses_null_handles_and_lying_lengths():
         assert lib.portico_router_add(router.ptr, None, 5, b"", 0, b"", 0, b"/", 1,
                                       ctypes.byref(route)) == _native.ERR_INVALID_ARGUMENT
         # The out pointer missing.
-        assert lib.portico_router_add(router.ptr, b"", 0, b"", 0, b"", 0, b"/", 1,
-                                      None) == _native.ERR_INVALID_ARGUMENT
+        assert lib.portico_router_size(router.ptr, None) == _native.ERR_INVALID_ARGUMENT
         # A length past a NUL: text holding a NUL byte.
         assert lib.portico_router_add(router.ptr, b"", 0, b"", 0, b"", 0, b"/a\0b", 4,
                                       ctypes.byref(route)) == _native.ERR_INVALID_UTF8
@@ -153,9 +152,12 @@ def test_primitives_refuse_bad_configuration():
     with pytest.raises(portico.Error):
         portico.JwtVerifier.from_key(b"too short", kind="hmac")
     with pytest.raises(portico.InvalidConfigError):
-        portico.JwtVerifier.from_jwks('{"keys": []}', leeway="soon")
+        portico.JwtVerifier.from_jwks(hs256_jwks(), leeway="soon")
+    with pytest.raises(portico.InvalidArgumentError) as bad:
+        portico.JwtVerifier.from_jwks('{"keys": []}')
+    assert "no usable key" in bad.value.message
     with pytest.raises(TypeError):
-        portico.JwtVerifier.from_jwks('{"keys": []}', leway=3)
+        portico.JwtVerifier.from_jwks(hs256_jwks(), leway=3)
 
 
 def test_a_taken_port_and_a_second_start():
@@ -182,8 +184,10 @@ def test_text_that_is_not_utf8_is_refused():
             router.add("/lone-\ud800-surrogate")
         with pytest.raises(portico.InvalidUtf8Error):
             router.add("/a\x00b")
-        router.add("/café/{id}")  # UTF-8 is fine
-        assert router.match("GET", "/café/1").params == {"id": "1"}
+        router.add("/cafe/{id}", name="café")  # UTF-8 text is fine
+        assert router.match("GET", "/cafe/1").params == {"id": "1"}
+        with pytest.raises(portico.MalformedError):
+            router.add("/café")  # but a path pattern is ASCII (percent-encoded)
     with pytest.raises(portico.InvalidUtf8Error):
         portico.Gateway(b'{"admin": {"address": "\xff"}}', port=0)
     with pytest.raises(TypeError):
@@ -338,3 +342,18 @@ def test_an_on_error_that_raises_is_contained():
                          port=0, on_error=broken_reporter) as gw:
         assert request(gw.port(), "/").status == 500
         assert request(gw.port(), "/").status == 500
+
+
+def test_without_on_error_failures_go_to_the_portico_logger(caplog):
+    @portico.filter("flaky")
+    def flaky(req):
+        raise ValueError("logged")
+
+    with caplog.at_level("ERROR", logger="portico"):
+        with portico.Gateway(handler_config([{"name": "flaky"}]), filters=[flaky],
+                             handlers=[echo], port=0) as gw:
+            assert request(gw.port(), "/").status == 500
+    records = [r for r in caplog.records if r.name == "portico"]
+    assert len(records) == 1
+    assert "ValueError: logged" in records[0].getMessage()
+    assert records[0].exc_info and records[0].exc_info[0] is ValueError
