@@ -593,7 +593,8 @@ http::RequestHead handler_head(Exchange* x) {
     if (!x->request_edits.drops(h.name)) x->handler_headers.push_back(h);
   for (std::size_t i = 0; i < x->request_edits.count; ++i) {
     const HeaderEdit& e = x->request_edits.items[i];
-    if (e.op != EditOp::remove) x->handler_headers.push_back({e.name, e.value});
+    if (e.op != EditOp::remove)
+      x->handler_headers.push_back({x->request_edits.name(e), x->request_edits.value(e)});
   }
   head.headers = x->handler_headers;
   return head;
