@@ -153,7 +153,22 @@ int base_rank(PluginScope s) {
   }
 }
 
+// What every route shares: the consumers' plugin entries, gathered once
+// (a route would otherwise walk every consumer).
+struct SharedEntries {
+  std::vector<const PluginEntry*> consumers;
+};
+
+SharedEntries shared_entries(const GatewayConfig& config) {
+  SharedEntries out;
+  for (const ConsumerEntry& c : config.consumers)
+    for (const PluginEntry& e : c.plugins)
+      out.consumers.push_back(&e);
+  return out;
+}
+
 std::map<std::string, Applicable> applicable_plugins(const GatewayConfig& config,
+                                                     const SharedEntries& shared,
                                                      const RouteConfig& route) {
   std::map<std::string, Applicable> out;
   auto offer_base = [&](const PluginEntry& e) {
@@ -176,9 +191,8 @@ std::map<std::string, Applicable> applicable_plugins(const GatewayConfig& config
       offer_base(e);
     }
   }
-  for (const ConsumerEntry& c : config.consumers)
-    for (const PluginEntry& e : c.plugins)
-      out[e.name].consumers.push_back(&e);
+  for (const PluginEntry* e : shared.consumers)
+    out[e->name].consumers.push_back(e);
   return out;
 }
 
@@ -221,9 +235,10 @@ std::shared_ptr<proxy::Filter> route_filter(const std::string& name, const Appli
 }
 
 std::vector<std::shared_ptr<proxy::Filter>> route_chain(const GatewayConfig& config,
+                                                        const SharedEntries& shared,
                                                         const RouteConfig& route,
                                                         const BuiltPlugins& built) {
-  auto applicable = applicable_plugins(config, route);
+  auto applicable = applicable_plugins(config, shared, route);
   std::vector<std::string> names;
   for (const auto& [name, a] : applicable)
     names.push_back(name);
@@ -314,8 +329,10 @@ AssembledConfig assemble_gateway(const GatewayConfig& config, PluginEnv env,
     out.clusters.push_back(s.cluster);
     out.service_names.push_back(s.cluster.name);
   }
+  const SharedEntries shared = shared_entries(config);
+  out.routes.reserve(config.routes.size());
   for (const RouteConfig& r : config.routes) {
-    add_routes(r, route_chain(config, r, built), out);
+    add_routes(r, route_chain(config, shared, r, built), out);
     out.route_names.push_back(r.name);
   }
   return out;
