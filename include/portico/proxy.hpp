@@ -22,7 +22,10 @@
 // after which every handle it opened is closed and it may be destroyed while
 // the host's loop keeps running.
 //
-// Threading: a Server and everything it creates belong to its loop's thread.
+// Threading: a Server and everything it creates belong to its loop's thread,
+// except where a method says otherwise: Server::prepare() builds a route
+// table on any thread, so that a reload's expensive part never runs on the
+// loop (see Server::reload).
 #pragma once
 
 #include <uv.h>
@@ -231,6 +234,32 @@ struct EndpointStatus {
 };
 
 class ServerImpl;
+struct RouteTable;
+struct RouteSet;
+class WorkersImpl;
+
+// Clusters, routes and global filters validated and compiled for one Server
+// (Server::prepare), waiting to be installed on it. Move-only. Holds no
+// loop handle, so it may be made, moved and destroyed on any thread; one
+// never installed costs nothing but its memory.
+class PORTICO_API PreparedRoutes {
+ public:
+  PreparedRoutes() noexcept;
+  ~PreparedRoutes();
+  PreparedRoutes(PreparedRoutes&&) noexcept;
+  PreparedRoutes& operator=(PreparedRoutes&&) noexcept;
+  PreparedRoutes(const PreparedRoutes&) = delete;
+  PreparedRoutes& operator=(const PreparedRoutes&) = delete;
+
+  // False once installed (or moved from, or default-made).
+  explicit operator bool() const noexcept { return table_ != nullptr; }
+
+ private:
+  friend class Server;
+  friend class WorkersImpl;
+  explicit PreparedRoutes(std::unique_ptr<RouteTable> table) noexcept;
+  std::unique_ptr<RouteTable> table_;
+};
 
 class PORTICO_API Server {
  public:
@@ -259,7 +288,26 @@ class PORTICO_API Server {
   // keep-alive connections stay open: only requests that start after the
   // call see the new set. Clusters start afresh (new pools, endpoints
   // healthy until checked). Loop thread only.
+  //
+  // reload() is prepare() then install() on the loop's thread, so the
+  // loop serves nothing while the routes compile: with many routes, call
+  // prepare() on another thread and only install() on the loop.
   Status reload(ServerOptions options);
+
+  // The expensive half of a reload: validates and compiles the clusters,
+  // routes and global filters of `options` (the other fields are ignored)
+  // into a table for this server. Any thread, also while the loop serves
+  // requests: it reads nothing the loop changes and opens no handle. Errors
+  // are those reload() returns, and then nothing changed.
+  Result<PreparedRoutes> prepare(ServerOptions options) const;
+  // The cheap half, on the loop thread: new requests use `routes` (made by
+  // prepare() on this server), whose clusters start their timers, health
+  // checks and name lookups; the replaced table retires as in reload(), and
+  // its routes are freed on the loop's thread pool, not on the loop. Fails
+  // (changing nothing) for routes prepared on another Server, already
+  // installed ones, or a stopping server. Installed routes are taken
+  // (`routes` is left empty); refused ones stay with the caller.
+  Status install(PreparedRoutes&& routes);
   // The reloads so far (0: the routes of create()).
   std::uint64_t generation() const noexcept;
 
@@ -270,6 +318,12 @@ class PORTICO_API Server {
   std::vector<EndpointStatus> endpoint_status() const;
 
  private:
+  friend class WorkersImpl;
+  // Workers compile a set once and share it among their servers.
+  static Result<std::unique_ptr<Server>> create(uv_loop_t* loop, ServerOptions options,
+                                                std::shared_ptr<const RouteSet> set);
+  Result<PreparedRoutes> prepare(std::shared_ptr<const RouteSet> set) const;
+
   explicit Server(std::unique_ptr<ServerImpl> impl);
   std::unique_ptr<ServerImpl> impl_;
 };

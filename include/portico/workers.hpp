@@ -11,8 +11,9 @@
 // installs no signal handlers and never exits or aborts; the host decides
 // when to stop() (from its own signal handling, for instance).
 //
-// Threading: the ServerOptions are copied once per worker, so every copy of
-// a Handler (and whatever it captures) is called on several threads at once
+// Threading: the routes are compiled once and shared read-only by every
+// worker (only the clusters, with their pools, are per worker), so a
+// Handler (and whatever it captures) is called on several threads at once
 // and must be safe for that. Workers' own methods may be called from any
 // thread; stop() does nothing on a worker's thread (see there).
 //
@@ -72,9 +73,14 @@ class PORTICO_API Workers {
   // Runs `task` on every worker's thread, with its index and Server, and
   // returns when all have run it (or stopped). Not from a worker's thread.
   Status run_on_each(const std::function<void(unsigned index, Server& server)>& task);
-  // Server::reload on every worker. Every worker validates the same
-  // options, so either all switch or (a bad set) none does; returns the
-  // first error.
+  // Replaces every worker's clusters, routes and global filters (see
+  // Server::reload). The expensive part runs on the calling thread: the
+  // routes are validated and compiled once and every worker's table is
+  // prepared (Server::prepare) before any worker changes, so either all
+  // switch or (a bad set) none does. The workers' loops then only install
+  // their table (Server::install), a swap, so they keep serving while a
+  // large set compiles. Blocks until every worker has installed. Not from a
+  // worker's thread.
   Status reload(ServerOptions options);
 
  private:

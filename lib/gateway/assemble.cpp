@@ -179,7 +179,22 @@ int base_rank(PluginScope s) {
   }
 }
 
+// What every route shares: the consumers' plugin entries, gathered once
+// (a route would otherwise walk every consumer).
+struct SharedEntries {
+  std::vector<const PluginEntry*> consumers;
+};
+
+SharedEntries shared_entries(const GatewayConfig& config) {
+  SharedEntries out;
+  for (const ConsumerEntry& c : config.consumers)
+    for (const PluginEntry& e : c.plugins)
+      out.consumers.push_back(&e);
+  return out;
+}
+
 std::map<std::string, Applicable> applicable_plugins(const GatewayConfig& config,
+                                                     const SharedEntries& shared,
                                                      const RouteConfig& route) {
   std::map<std::string, Applicable> out;
   auto offer_base = [&](const PluginEntry& e) {
@@ -202,9 +217,8 @@ std::map<std::string, Applicable> applicable_plugins(const GatewayConfig& config
       offer_base(e);
     }
   }
-  for (const ConsumerEntry& c : config.consumers)
-    for (const PluginEntry& e : c.plugins)
-      out[e.name].consumers.push_back(&e);
+  for (const PluginEntry* e : shared.consumers)
+    out[e->name].consumers.push_back(e);
   return out;
 }
 
@@ -249,10 +263,11 @@ std::shared_ptr<proxy::Filter> route_filter(const std::string& name, const Appli
 }
 
 std::vector<std::shared_ptr<proxy::Filter>> route_chain(const GatewayConfig& config,
+                                                        const SharedEntries& shared,
                                                         const RouteConfig& route,
                                                         const BuiltPlugins& built,
                                                         const PluginEnv& env) {
-  auto applicable = applicable_plugins(config, route);
+  auto applicable = applicable_plugins(config, shared, route);
   std::vector<std::string> names;
   for (const auto& [name, a] : applicable)
     names.push_back(name);
@@ -380,10 +395,12 @@ AssembledConfig assemble_gateway(const GatewayConfig& config, PluginEnv env,
     if (s.handler.empty()) out.clusters.push_back(s.cluster);
     out.service_names.push_back(s.cluster.name);
   }
+  const SharedEntries shared = shared_entries(config);
+  out.routes.reserve(config.routes.size());
   for (const RouteConfig& r : config.routes) {
     const gateway::NamedHandler* handler =
         r.services.size() == 1 ? handler_of(config, env, r.services.front().name) : nullptr;
-    add_routes(r, route_chain(config, r, built, env), handler, out);
+    add_routes(r, route_chain(config, shared, r, built, env), handler, out);
     out.route_names.push_back(r.name);
   }
   return out;

@@ -2,8 +2,10 @@
 //
 // Loading (parse, validate, build every policy) runs on the control thread,
 // because policies may start background work on its loop (a JWKS refresh);
-// swapping runs on every worker's loop through Workers::reload, so each
-// worker switches between two requests and none changes midway.
+// so does compiling the proxy's routes (Workers::reload prepares every
+// worker's table on its caller's thread). Only the swap runs on each
+// worker's loop, between two requests, so none changes midway and none
+// pauses while thousands of routes compile.
 #include "portico/gateway.hpp"
 
 #include <fstream>
@@ -396,9 +398,10 @@ bool same_listeners(const detail::GatewayConfig& a, const detail::GatewayConfig&
 }  // namespace
 
 // The observe filter of a generation: every route's series exist before
-// its first request.
+// its first request. Those of `previous` (the generation it replaces, or
+// null) are reused where a route did not change.
 Status attach_observe(Generation& g, const detail::GatewayMetrics& metrics,
-                      std::shared_ptr<detail::AccessLog> log) {
+                      std::shared_ptr<detail::AccessLog> log, const Generation* previous) {
   detail::ObserveOptions o;
   for (const auto& r : g.config.routes) {
     detail::ObservedRoute route;
@@ -408,6 +411,7 @@ Status attach_observe(Generation& g, const detail::GatewayMetrics& metrics,
     o.routes.push_back(std::move(route));
   }
   o.access_log = std::move(log);
+  if (previous != nullptr) o.previous = previous->observe;
   auto f = detail::make_observe(metrics, std::move(o));
   if (!f) return std::move(f).error();
   g.observe = std::move(*f);
@@ -422,7 +426,8 @@ Result<ReloadResult> GatewayImpl::reload_on_control(std::string_view text,
     problems.add("listeners", "listeners and admin cannot change while running (restart)");
     return problems_error(problems);
   }
-  if (auto st = attach_observe(*next, gateway_metrics, access_log); !st) return st.error();
+  if (auto st = attach_observe(*next, gateway_metrics, access_log, current.get()); !st)
+    return st.error();
   next->id = next_generation++;
   std::lock_guard<std::mutex> listeners_lock(listeners_mutex);
   if (listeners.empty()) return make_error(ErrorKind::invalid_argument, "the gateway is stopped");
@@ -458,7 +463,7 @@ Result<std::unique_ptr<Gateway>> Gateway::start(std::string_view document, Gatew
   impl->total_workers = total_workers(impl->current->config);
   Status st = impl->start_observability(impl->current->config.access_log);
   if (st && !build(*impl->current, impl->env(), problems)) st = problems_error(problems);
-  if (st) st = attach_observe(*impl->current, impl->gateway_metrics, impl->access_log);
+  if (st) st = attach_observe(*impl->current, impl->gateway_metrics, impl->access_log, nullptr);
   if (st) st = impl->start_listeners();
   if (st) st = impl->start_admin();
   if (!st) {

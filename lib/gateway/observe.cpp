@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <unordered_map>
 
 #include "portico/filters/request_state.hpp"
@@ -388,7 +389,7 @@ class ObserveFilter final : public proxy::Filter {
   ObserveFilter(const GatewayMetrics& m, std::shared_ptr<AccessLog> log)
       : metrics_(m), log_(std::move(log)) {}
 
-  Status build(const std::vector<ObservedRoute>& routes);
+  Status build(const std::vector<ObservedRoute>& routes, const ObserveFilter* previous);
 
   std::string_view name() const noexcept override { return "observe"; }
 
@@ -433,6 +434,8 @@ class ObserveFilter final : public proxy::Filter {
                           const filters::RequestState* state, std::string_view service);
   Result<std::size_t> add_pair(std::string_view route, std::string_view service);
   Result<RouteSeries> make_route(std::string_view name, const std::vector<std::string>& services);
+  std::optional<RouteSeries> reuse_route(const ObserveFilter& previous, std::string_view name,
+                                         const std::vector<std::string>& services);
 
   GatewayMetrics metrics_;
   std::shared_ptr<AccessLog> log_;
@@ -538,7 +541,37 @@ Result<RouteSeries> ObserveFilter::make_route(std::string_view name,
   return r;
 }
 
-Status ObserveFilter::build(const std::vector<ObservedRoute>& routes) {
+// The series of route `name` in `previous`, when it counted it with the same
+// services (in order); its pairs are copied into this filter's.
+std::optional<RouteSeries> ObserveFilter::reuse_route(const ObserveFilter& previous,
+                                                      std::string_view name,
+                                                      const std::vector<std::string>& services) {
+  const int i = previous.route_index_.find(name);
+  if (i < 0) return std::nullopt;
+  const RouteSeries& old = previous.routes_[static_cast<std::size_t>(i)];
+  if (old.count != services.size()) return std::nullopt;
+  for (std::size_t k = 0; k < old.count; ++k)
+    if (previous.pairs_[old.first + k].service != services[k]) return std::nullopt;
+  RouteSeries r;
+  r.name = name;
+  r.duration = old.duration;
+  r.first = pairs_.size();
+  r.count = old.count;
+  r.fallback = r.first;
+  auto copy_pair = [&](const PairSeries& p) {
+    pairs_.push_back(p);
+    pairs_.back().service_index = p.service.empty() ? -1 : service_index_.find(p.service);
+    return pairs_.size() - 1;
+  };
+  for (std::size_t k = 0; k < old.count; ++k)
+    copy_pair(previous.pairs_[old.first + k]);
+  if (old.fallback < old.first || old.fallback >= old.first + old.count)
+    r.fallback = copy_pair(previous.pairs_[old.fallback]);
+  return r;
+}
+
+Status ObserveFilter::build(const std::vector<ObservedRoute>& routes,
+                            const ObserveFilter* previous) {
   // Merge duplicate route names and collect the distinct services.
   std::vector<std::string> order;
   std::unordered_map<std::string, std::vector<std::string>> services_of;
@@ -574,8 +607,16 @@ Status ObserveFilter::build(const std::vector<ObservedRoute>& routes) {
     views.push_back(s.name);
   service_index_.build(views);
 
+  routes_.reserve(order.size());
   for (const std::string& name : order) {
-    auto r = make_route(name, services_of[name]);
+    const std::vector<std::string>& services = services_of[name];
+    if (previous != nullptr) {
+      if (auto r = reuse_route(*previous, name, services)) {
+        routes_.push_back(std::move(*r));
+        continue;
+      }
+    }
+    auto r = make_route(name, services);
     if (!r) return std::move(r).error();
     routes_.push_back(std::move(*r));
   }
@@ -594,7 +635,10 @@ Status ObserveFilter::build(const std::vector<ObservedRoute>& routes) {
 Result<std::shared_ptr<proxy::Filter>> make_observe(const GatewayMetrics& metrics,
                                                     ObserveOptions options) {
   auto filter = std::make_shared<ObserveFilter>(metrics, std::move(options.access_log));
-  if (auto st = filter->build(options.routes); !st) return std::move(st).error();
+  // Only make_observe makes filters of this type, and the contract says
+  // `previous` is one of them.
+  const auto* previous = static_cast<const ObserveFilter*>(options.previous.get());
+  if (auto st = filter->build(options.routes, previous); !st) return std::move(st).error();
   return std::shared_ptr<proxy::Filter>(std::move(filter));
 }
 

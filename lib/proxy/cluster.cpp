@@ -200,39 +200,43 @@ void endpoint_release(EndpointState* ep) noexcept {
   if (it != cl->endpoints.end()) cl->endpoints.erase(it);
 }
 
-Status ServerImpl::compile_clusters(RouteTable& t) {
-  for (const ClusterOptions& co : t.cluster_options) {
-    if (co.name.empty())
-      return make_error(ErrorKind::invalid_argument, "clusters: a cluster has no name");
-    for (const auto& other : t.clusters) {
-      if (other->options.name == co.name)
-        return make_error(ErrorKind::conflict, "clusters['" + co.name + "']: defined twice");
+Status validate_cluster(const ClusterOptions& co) {
+  if (co.name.empty())
+    return make_error(ErrorKind::invalid_argument, "clusters: a cluster has no name");
+  if (auto st = validate_retry(co); !st) return st;
+  if (auto st = validate_health_check(co); !st) return st;
+  if (auto st = validate_timeouts(co); !st) return st;
+  if (auto st = validate_endpoint_settings(co); !st) return st;
+  for (std::size_t i = 0; i < co.endpoints.size(); ++i) {
+    const Endpoint& e = co.endpoints[i];
+    if (e.port == 0 || e.address.empty()) {
+      return make_error(ErrorKind::invalid_argument,
+                        cluster_field(co, "endpoints[" + std::to_string(i) + "]") +
+                            ": needs an address and a port");
     }
-    if (auto st = validate_retry(co); !st) return st;
-    if (auto st = validate_health_check(co); !st) return st;
-    if (auto st = validate_timeouts(co); !st) return st;
-    if (auto st = validate_endpoint_settings(co); !st) return st;
+    sockaddr_storage addr{};
+    // A host name is resolved when the server starts.
+    if (!numeric_address(e.address, e.port, addr) &&
+        e.address.find_first_of(" /\r\n\t") != std::string::npos)
+      return make_error(ErrorKind::invalid_argument,
+                        cluster_field(co, "endpoints[" + std::to_string(i) + "]") + ": '" +
+                            e.address + "' is neither an address nor a host name");
+  }
+  return {};
+}
+
+// The clusters of a validated set, for this server: endpoints given by
+// address join their balancer now, named ones when resolved (start_clusters).
+Status ServerImpl::make_clusters(RouteTable& t) {
+  for (const ClusterOptions& co : t.set->cluster_options) {
     auto cl = std::make_unique<Cluster>();
     cl->server = this;
     cl->table = &t;
     cl->options = co;
     cl->rng ^= std::hash<std::string>{}(co.name);
     for (std::size_t i = 0; i < co.endpoints.size(); ++i) {
-      const Endpoint& e = co.endpoints[i];
-      if (e.port == 0 || e.address.empty()) {
-        return make_error(ErrorKind::invalid_argument,
-                          cluster_field(co, "endpoints[" + std::to_string(i) + "]") +
-                              ": needs an address and a port");
-      }
       sockaddr_storage addr{};
-      if (!numeric_address(e.address, e.port, addr)) {
-        // A host name: resolved when the server starts.
-        if (e.address.find_first_of(" /\r\n\t") != std::string::npos)
-          return make_error(ErrorKind::invalid_argument,
-                            cluster_field(co, "endpoints[" + std::to_string(i) + "]") + ": '" +
-                                e.address + "' is neither an address nor a host name");
-        continue;
-      }
+      if (!numeric_address(co.endpoints[i].address, co.endpoints[i].port, addr)) continue;
       auto ep = cluster_add_endpoint(cl.get(), addr, i);
       if (!ep) return std::move(ep).error();
     }

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <string>
+#include <unordered_map>
 
 #include "../common/ascii.hpp"
 #include "portico/path.hpp"
@@ -747,7 +748,7 @@ void conn_start_request(Conn* c) {
   x->start_ns = uv_hrtime();  // the loop's clock counts milliseconds: too coarse for logs
   x->table = s->table.get();
   ++x->table->users;
-  x->chain = x->table->global_filters;
+  x->chain = x->table->set->global_filters;
   c->cluster = nullptr;
   conn_find_client_ip(c, head);
   c->state = ConnState::reading_body;
@@ -775,11 +776,12 @@ void conn_start_request(Conn* c) {
   }
   x->path.resize(*normal);
   const RouteTable& table = *x->table;
+  const RouteSet& set = *table.set;
   MatchInput in{head.method, head.host, x->path, x->query, {}};
   // Header predicates see the request's fields; converted on the stack,
   // only when a route has such predicates.
   HeaderField fields[kMaxMatchHeaders];
-  if (table.match_headers) {
+  if (set.match_headers) {
     std::size_t n = 0;
     for (const http::Header& h : head.headers) {
       if (n == kMaxMatchHeaders) break;
@@ -787,7 +789,7 @@ void conn_start_request(Conn* c) {
     }
     in.headers = std::span<const HeaderField>(fields, n);
   }
-  x->match = table.router.match(in);
+  x->match = set.router.match(in);
   if (x->match.status != MatchStatus::matched) {
     const bool not_found = x->match.status == MatchStatus::not_found;
     conn_respond_error(
@@ -795,13 +797,14 @@ void conn_start_request(Conn* c) {
         not_found ? "no route matches this request" : "the route does not allow this method");
     return;
   }
-  c->route = &table.routes[x->match.route->id()];
-  c->cluster = c->route->cluster;
+  c->route = &set.routes[x->match.route->id()];
+  std::uint32_t cluster = c->route->cluster;
   if (!c->route->weighted.empty()) {
     // Canary and blue-green: a weighted pick per request.
     if (auto i = c->route->route->pick_target(s->weighted_picks.next()))
-      c->cluster = c->route->weighted[*i];
+      cluster = c->route->weighted[*i];
   }
+  if (cluster != kNoCluster) c->cluster = table.clusters[cluster].get();
   x->chain = c->route->filters;
   if (head.framing == http::Framing::content_length &&
       head.content_length > c->route->options->max_body_bytes) {
@@ -1708,7 +1711,7 @@ ServerImpl::~ServerImpl() {
     delete x;
 }
 
-Status ServerImpl::compile() {
+Status ServerImpl::compile(std::shared_ptr<const RouteSet> set) {
   for (std::size_t i = 0; i < options.trusted_proxies.size(); ++i) {
     auto net = detail::parse_ip_network(options.trusted_proxies[i]);
     if (!net)
@@ -1721,8 +1724,7 @@ Status ServerImpl::compile() {
     return make_error(ErrorKind::invalid_argument,
                       "header_timeout and idle_timeout must be positive, request_timeout not "
                       "negative");
-  auto t = compile_table(std::move(options.clusters), std::move(options.routes),
-                         std::move(options.filters));
+  auto t = make_table(std::move(set));
   if (!t) return std::move(t).error();
   table = std::move(*t);
   return {};
@@ -1734,18 +1736,19 @@ std::string route_field(std::size_t i, std::string_view rest) {
   return "routes[" + std::to_string(i) + "]" + std::string(rest);
 }
 
-Cluster* find_cluster(RouteTable& t, std::string_view name) {
-  for (auto& cl : t.clusters)
-    if (cl->options.name == name) return cl.get();
-  return nullptr;
-}
+using ClusterIndex = std::unordered_map<std::string_view, std::uint32_t>;
 
 // The route's target: a cluster, weighted clusters, or a handler.
-Status compile_target(RouteTable& t, std::size_t i, const RouteOptions& ro, CompiledRoute& cr) {
+Status compile_target(const ClusterIndex& clusters, std::size_t i, const RouteOptions& ro,
+                      CompiledRoute& cr) {
+  auto find = [&](const std::string& name) {
+    auto it = clusters.find(name);
+    return it == clusters.end() ? kNoCluster : it->second;
+  };
   if (!ro.weighted_clusters.empty()) {
     for (const WeightedTarget& w : ro.weighted_clusters) {
-      Cluster* cl = find_cluster(t, w.name);
-      if (cl == nullptr)
+      const std::uint32_t cl = find(w.name);
+      if (cl == kNoCluster)
         return make_error(ErrorKind::not_found,
                           route_field(i, ": no cluster named '" + w.name + "'"));
       cr.weighted.push_back(cl);
@@ -1753,8 +1756,8 @@ Status compile_target(RouteTable& t, std::size_t i, const RouteOptions& ro, Comp
     return {};
   }
   if (const auto* name = std::get_if<std::string>(&ro.target)) {
-    cr.cluster = find_cluster(t, *name);
-    if (cr.cluster == nullptr)
+    cr.cluster = find(*name);
+    if (cr.cluster == kNoCluster)
       return make_error(ErrorKind::not_found, route_field(i, ": no cluster named '" + *name + "'"));
   } else if (!std::get<Handler>(ro.target)) {
     return make_error(ErrorKind::invalid_argument, route_field(i, ": the handler is empty"));
@@ -1766,27 +1769,26 @@ bool is_header_predicate(const Predicate& p) noexcept {
   return p.kind != Predicate::Kind::query_equals && p.kind != Predicate::Kind::query_present;
 }
 
-}  // namespace
-
-Result<std::unique_ptr<RouteTable>> ServerImpl::compile_table(
-    std::vector<ClusterOptions> cluster_options, std::vector<RouteOptions> route_options,
-    std::vector<std::shared_ptr<Filter>> filters) {
-  auto t = std::make_unique<RouteTable>();
-  t->server = this;
-  t->cluster_options = std::move(cluster_options);
-  t->route_options = std::move(route_options);
-  t->filter_options = std::move(filters);
-  if (auto st = compile_clusters(*t); !st) return std::move(st).error();
-  for (std::size_t i = 0; i < t->filter_options.size(); ++i) {
-    if (!t->filter_options[i])
-      return make_error(ErrorKind::invalid_argument,
-                        "filters[" + std::to_string(i) + "]: the filter is null");
-    t->global_filters.push_back(t->filter_options[i].get());
+Result<ClusterIndex> index_clusters(const std::vector<ClusterOptions>& clusters) {
+  ClusterIndex index;
+  index.reserve(clusters.size());
+  for (std::size_t i = 0; i < clusters.size(); ++i) {
+    const ClusterOptions& co = clusters[i];
+    if (auto st = validate_cluster(co); !st) return std::move(st).error();
+    if (!index.emplace(co.name, static_cast<std::uint32_t>(i)).second)
+      return make_error(ErrorKind::conflict, "clusters['" + co.name + "']: defined twice");
   }
-  for (std::size_t i = 0; i < t->route_options.size(); ++i) {
-    const RouteOptions& ro = t->route_options[i];
-    CompiledRoute cr{&ro, nullptr, {}, nullptr, t->global_filters};
-    if (auto st = compile_target(*t, i, ro, cr); !st) return std::move(st).error();
+  return index;
+}
+
+Status compile_routes(RouteSet& set, const ClusterIndex& clusters) {
+  set.routes.reserve(set.route_options.size());
+  for (std::size_t i = 0; i < set.route_options.size(); ++i) {
+    const RouteOptions& ro = set.route_options[i];
+    CompiledRoute cr{&ro, kNoCluster, {}, nullptr, {}};
+    if (auto st = compile_target(clusters, i, ro, cr); !st) return st;
+    cr.filters.reserve(set.global_filters.size() + ro.filters.size());
+    cr.filters = set.global_filters;
     for (std::size_t j = 0; j < ro.filters.size(); ++j) {
       if (!ro.filters[j])
         return make_error(
@@ -1802,22 +1804,50 @@ Result<std::unique_ptr<RouteTable>> ServerImpl::compile_table(
     spec.predicates = ro.predicates;
     spec.targets = ro.weighted_clusters;
     for (const Predicate& p : ro.predicates)
-      if (is_header_predicate(p)) t->match_headers = true;
-    auto id = t->router.add(std::move(spec));
+      if (is_header_predicate(p)) set.match_headers = true;
+    auto id = set.router.add(std::move(spec));
     if (!id) return make_error(id.error().kind, route_field(i, ": " + id.error().message));
-    cr.route = &t->router.route(*id);
-    if (t->routes.size() <= *id) t->routes.resize(*id + 1);
-    t->routes[*id] = std::move(cr);
+    cr.route = &set.router.route(*id);
+    if (set.routes.size() <= *id) set.routes.resize(*id + 1);
+    set.routes[*id] = std::move(cr);
   }
+  return {};
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const RouteSet>> compile_route_set(
+    std::vector<ClusterOptions> cluster_options, std::vector<RouteOptions> route_options,
+    std::vector<std::shared_ptr<Filter>> filters) {
+  auto set = std::make_shared<RouteSet>();
+  set->cluster_options = std::move(cluster_options);
+  set->route_options = std::move(route_options);
+  set->filter_options = std::move(filters);
+  auto clusters = index_clusters(set->cluster_options);
+  if (!clusters) return std::move(clusters).error();
+  for (std::size_t i = 0; i < set->filter_options.size(); ++i) {
+    if (!set->filter_options[i])
+      return make_error(ErrorKind::invalid_argument,
+                        "filters[" + std::to_string(i) + "]: the filter is null");
+    set->global_filters.push_back(set->filter_options[i].get());
+  }
+  if (auto st = compile_routes(*set, *clusters); !st) return std::move(st).error();
+  return std::shared_ptr<const RouteSet>(std::move(set));
+}
+
+Result<std::unique_ptr<RouteTable>> ServerImpl::make_table(std::shared_ptr<const RouteSet> set) {
+  auto t = std::make_unique<RouteTable>();
+  t->server = this;
+  t->set = std::move(set);
+  if (auto st = make_clusters(*t); !st) return std::move(st).error();
   return t;
 }
 
-Status ServerImpl::reload(ServerOptions o) {
-  if (stopping) return make_error(ErrorKind::invalid_argument, "the server is stopping");
-  auto next = compile_table(std::move(o.clusters), std::move(o.routes), std::move(o.filters));
-  if (!next) return std::move(next).error();
+// Server::install checked that `next` is this server's and that it is not
+// stopping: from here on nothing fails.
+void ServerImpl::install(std::unique_ptr<RouteTable> next) {
   std::unique_ptr<RouteTable> old = std::move(table);
-  table = std::move(*next);
+  table = std::move(next);
   if (started) {
     start_cluster_timers(*table);
     start_clusters(*table);
@@ -1827,7 +1857,6 @@ Status ServerImpl::reload(ServerOptions o) {
   RouteTable* raw = old.get();
   retiring.push_back(std::move(old));
   if (raw->users == 0) retire(raw);
-  return {};
 }
 
 bool RouteTable::idle() const noexcept {
@@ -1876,11 +1905,39 @@ void ServerImpl::retire(RouteTable* t) {
 void ServerImpl::collect_retired() {
   for (std::size_t i = 0; i < retiring.size();) {
     if (retiring[i]->retired && retiring[i]->idle()) {
+      release_off_loop(std::move(retiring[i]->set));
       retiring.erase(retiring.begin() + static_cast<std::ptrdiff_t>(i));
     } else {
       ++i;
     }
   }
+}
+
+namespace {
+
+struct SetRelease {
+  uv_work_t work{};
+  std::shared_ptr<const RouteSet> set;
+  ServerImpl* server = nullptr;
+};
+
+}  // namespace
+
+void ServerImpl::release_off_loop(std::shared_ptr<const RouteSet> set) {
+  auto* r = new SetRelease;
+  r->work.data = r;
+  r->set = std::move(set);
+  r->server = this;
+  ++open_handles;  // a stop waits for it
+  uv_queue_work(
+      loop, &r->work, [](uv_work_t* w) { static_cast<SetRelease*>(w->data)->set.reset(); },
+      [](uv_work_t* w, int) {
+        auto* r = static_cast<SetRelease*>(w->data);
+        ServerImpl* s = r->server;
+        delete r;  // its set was released on the pool (or here, when cancelled)
+        --s->open_handles;
+        s->maybe_stopped();
+      });
 }
 
 namespace {
@@ -2175,6 +2232,15 @@ void ServerImpl::give_back(Exchange* x) {
   free_exchanges.push_back(x);
 }
 
+// --------------------------------------------------------- PreparedRoutes
+
+PreparedRoutes::PreparedRoutes() noexcept = default;
+PreparedRoutes::~PreparedRoutes() = default;
+PreparedRoutes::PreparedRoutes(PreparedRoutes&&) noexcept = default;
+PreparedRoutes& PreparedRoutes::operator=(PreparedRoutes&&) noexcept = default;
+PreparedRoutes::PreparedRoutes(std::unique_ptr<RouteTable> table) noexcept
+    : table_(std::move(table)) {}
+
 // ----------------------------------------------------------------- Server
 
 Server::Server(std::unique_ptr<ServerImpl> impl) : impl_(std::move(impl)) {}
@@ -2182,8 +2248,20 @@ Server::~Server() = default;
 
 Result<std::unique_ptr<Server>> Server::create(uv_loop_t* loop, ServerOptions options) {
   if (loop == nullptr) return make_error(ErrorKind::invalid_argument, "loop is null");
+  auto set = compile_route_set(std::move(options.clusters), std::move(options.routes),
+                               std::move(options.filters));
+  if (!set) return std::move(set).error();
+  return create(loop, std::move(options), std::move(*set));
+}
+
+Result<std::unique_ptr<Server>> Server::create(uv_loop_t* loop, ServerOptions options,
+                                               std::shared_ptr<const RouteSet> set) {
+  if (loop == nullptr) return make_error(ErrorKind::invalid_argument, "loop is null");
+  options.clusters.clear();  // in `set`
+  options.routes.clear();
+  options.filters.clear();
   auto impl = std::make_unique<ServerImpl>(loop, std::move(options));
-  if (auto st = impl->compile(); !st) return std::move(st).error();
+  if (auto st = impl->compile(std::move(set)); !st) return std::move(st).error();
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 
@@ -2203,8 +2281,34 @@ void Server::stop(Duration drain, std::function<void()> on_stopped) {
   impl_->stop(drain, std::move(on_stopped));
 }
 Status Server::reload(ServerOptions options) {
-  return impl_->reload(std::move(options));
+  auto prepared = prepare(std::move(options));
+  if (!prepared) return std::move(prepared).error();
+  return install(std::move(*prepared));
 }
+
+Result<PreparedRoutes> Server::prepare(ServerOptions options) const {
+  auto set = compile_route_set(std::move(options.clusters), std::move(options.routes),
+                               std::move(options.filters));
+  if (!set) return std::move(set).error();
+  return prepare(std::move(*set));
+}
+
+Result<PreparedRoutes> Server::prepare(std::shared_ptr<const RouteSet> set) const {
+  auto table = impl_->make_table(std::move(set));
+  if (!table) return std::move(table).error();
+  return PreparedRoutes(std::move(*table));
+}
+
+Status Server::install(PreparedRoutes&& routes) {
+  if (!routes.table_)
+    return make_error(ErrorKind::invalid_argument, "the prepared routes are empty (installed?)");
+  if (routes.table_->server != impl_.get())
+    return make_error(ErrorKind::invalid_argument, "the routes were prepared for another server");
+  if (impl_->stopping) return make_error(ErrorKind::invalid_argument, "the server is stopping");
+  impl_->install(std::move(routes.table_));
+  return {};
+}
+
 std::uint64_t Server::generation() const noexcept {
   return impl_->stats.reloads.get();
 }

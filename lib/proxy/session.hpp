@@ -78,33 +78,57 @@ struct Cluster {
   EndpointState* find_id(std::uint64_t id) const noexcept;
 };
 
+inline constexpr std::uint32_t kNoCluster = 0xffffffffu;
+
+// A route as the proxy runs it. Cluster indexes, not pointers: every
+// server's table has its own clusters, in the order of the options.
 struct CompiledRoute {
   const RouteOptions* options = nullptr;
-  Cluster* cluster = nullptr;      // null: the handler (or weighted clusters)
-  std::vector<Cluster*> weighted;  // RouteOptions::weighted_clusters, in order
-  const Route* route = nullptr;    // in the router: picks among `weighted`
-  std::vector<Filter*> filters;    // global, then the route's
+  std::uint32_t cluster = kNoCluster;   // kNoCluster: the handler (or weighted clusters)
+  std::vector<std::uint32_t> weighted;  // RouteOptions::weighted_clusters, in order
+  const Route* route = nullptr;         // in the router: picks among `weighted`
+  std::vector<Filter*> filters;         // global, then the route's
 };
 
-// What a reload replaces: the routes, the clusters with their pools, health
-// checkers and resolvers, and the global filters. A request keeps the table
-// it started on until it ends, so a reload never changes a request midway;
-// a replaced table retires (its idle connections and timers close) once
-// its last request has ended, and is freed when all of that has closed.
-struct RouteTable {
-  ServerImpl* server = nullptr;
+// The part of a reload that does not depend on a loop: the validated
+// options, the router and every route's filter chain. Built once, on any
+// thread (compile_route_set), then shared read-only by the tables of every
+// server it is installed on, so N workers do not build N routers. The
+// last table to let go of it frees it off the loop (release_off_loop).
+struct RouteSet {
   std::vector<ClusterOptions> cluster_options;
   std::vector<RouteOptions> route_options;
   std::vector<std::shared_ptr<Filter>> filter_options;
   Router router;
   std::vector<CompiledRoute> routes;  // by RouteId
-  std::vector<std::unique_ptr<Cluster>> clusters;
   std::vector<Filter*> global_filters;
   bool match_headers = false;  // a route has header predicates
-  std::uint32_t users = 0;     // exchanges that started on it
-  std::uint32_t closing = 0;   // handles closing while it retires
-  bool retiring = false;       // replaced, waiting for its last user
-  bool retired = false;        // its handles are closing
+};
+
+// Validates the clusters, routes and filters and compiles them. Touches no
+// loop and no server: safe on any thread.
+Result<std::shared_ptr<const RouteSet>> compile_route_set(
+    std::vector<ClusterOptions> clusters, std::vector<RouteOptions> routes,
+    std::vector<std::shared_ptr<Filter>> filters);
+
+// What a reload replaces on one server: a shared RouteSet and this
+// server's clusters with their pools, health checkers and resolvers. A
+// request keeps the table it started on until it ends, so a reload never
+// changes a request midway; a replaced table retires (its idle connections
+// and timers close) once its last request has ended, and is freed when all
+// of that has closed.
+//
+// A table is built off the loop (ServerImpl::make_table: the clusters'
+// endpoints and balancers, no handle) and handed to the loop, which starts
+// its clusters' timers, health checkers and resolvers when it installs it.
+struct RouteTable {
+  ServerImpl* server = nullptr;
+  std::shared_ptr<const RouteSet> set;
+  std::vector<std::unique_ptr<Cluster>> clusters;  // as set->cluster_options
+  std::uint32_t users = 0;                         // exchanges that started on it
+  std::uint32_t closing = 0;                       // handles closing while it retires
+  bool retiring = false;                           // replaced, waiting for its last user
+  bool retired = false;                            // its handles are closing
 
   bool idle() const noexcept;  // nothing refers to it any more
 };
@@ -133,22 +157,29 @@ class ServerImpl {
   ServerImpl(uv_loop_t* loop, ServerOptions options);
   ~ServerImpl();
 
-  Status compile();
-  Result<std::unique_ptr<RouteTable>> compile_table(std::vector<ClusterOptions> clusters,
-                                                    std::vector<RouteOptions> routes,
-                                                    std::vector<std::shared_ptr<Filter>> filters);
-  Status compile_clusters(RouteTable& t);
+  // Checks the listener-side options and builds the first table from `set`.
+  Status compile(std::shared_ptr<const RouteSet> set);
+  // A table of `set` for this server: its own clusters. Reads nothing of the
+  // server but its address and touches no loop, so any thread may call it
+  // while the loop runs.
+  Result<std::unique_ptr<RouteTable>> make_table(std::shared_ptr<const RouteSet> set);
+  Status make_clusters(RouteTable& t);
   Status start();
   void start_clusters(RouteTable& t);
   void start_cluster_timers(RouteTable& t);
   void stop(Duration drain, std::function<void()> on_stopped);
   void stop_clusters(RouteTable& t);
-  Status reload(ServerOptions options);
+  // Swaps in a table made by make_table; loop thread.
+  void install(std::unique_ptr<RouteTable> next);
   // Reload bookkeeping: a request ends on its table; a replaced table whose
   // last request ended starts closing; a closed one is freed.
   void release_table(RouteTable* t);
   void retire(RouteTable* t);
   void collect_retired();
+  // A freed table's RouteSet reference, dropped on the loop's thread pool:
+  // the last reference frees thousands of routes, which is no work for the
+  // loop.
+  void release_off_loop(std::shared_ptr<const RouteSet> set);
 
   // Connection bookkeeping.
   void on_connection(int status);
@@ -460,6 +491,8 @@ void conn_abort(Conn* c);
 void up_close(UpConn* u);
 
 // ---- clusters (cluster.cpp)
+// Checks one cluster's options (all but the uniqueness of its name).
+Status validate_cluster(const ClusterOptions& co);
 // Picks an endpoint whose breaker admits a request; null with a cause.
 EndpointState* cluster_pick(Cluster* cl, Conn* c, const EndpointState* avoid, const char** cause,
                             int* status);

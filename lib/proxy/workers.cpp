@@ -5,9 +5,16 @@
 // thread creation) happens on the caller's thread before start() returns;
 // a worker thread only runs its loop. The cross-thread entries are each
 // worker's two uv_async_t: one asks its loop to stop its Server, the other
-// to run a task on it (a reload, a look at its clusters) while the caller
-// waits.
+// to run a task on it (installing a reload, a look at its clusters) while
+// the caller waits.
+//
+// The routes are compiled once (one RouteSet: the router, the filter
+// chains) and shared by every worker's table; only the clusters, whose
+// pools and balancers are per loop, are made once per worker. A reload does
+// all of that on the caller's thread, so a worker's loop only swaps tables.
 #include "portico/workers.hpp"
+
+#include "session.hpp"
 
 #include <uv.h>
 
@@ -112,7 +119,9 @@ class WorkersImpl {
  public:
   ~WorkersImpl() { stop(Duration::zero()); }
 
-  Status add_worker(const ServerOptions& options);
+  Status add_worker(const ServerOptions& options, const std::shared_ptr<const RouteSet>& set);
+  Status reload(ServerOptions options);
+  Status run_on_each(const std::function<void(unsigned, Server&)>& task);
   Status start_threads();
   void stop(Duration drain);
   bool on_worker_thread() const;
@@ -125,11 +134,12 @@ class WorkersImpl {
   TaskBoard tasks;
 };
 
-Status WorkersImpl::add_worker(const ServerOptions& options) {
+Status WorkersImpl::add_worker(const ServerOptions& options,
+                               const std::shared_ptr<const RouteSet>& set) {
   Worker& w = *workers.emplace_back(std::make_unique<Worker>());
   if (int rc = uv_loop_init(&w.loop); rc != 0) return uv_failure("uv_loop_init", rc);
   w.loop_open = true;
-  auto server = Server::create(&w.loop, options);
+  auto server = Server::create(&w.loop, options, set);
   if (!server) return std::move(server).error();
   w.server = std::move(*server);
   if (auto st = w.server->start(); !st) return st;
@@ -188,11 +198,19 @@ Workers::~Workers() = default;
 Result<std::unique_ptr<Workers>> Workers::start(ServerOptions options, unsigned threads) {
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   options.reuse_port = true;
+  // The routes are compiled once for every worker; each worker's options
+  // are the listener's only.
+  auto set = compile_route_set(std::move(options.clusters), std::move(options.routes),
+                               std::move(options.filters));
+  if (!set) return std::move(set).error();
+  options.clusters.clear();
+  options.routes.clear();
+  options.filters.clear();
   auto impl = std::make_unique<WorkersImpl>();
   const unsigned first_index = options.worker_index;
   for (unsigned i = 0; i < threads; ++i) {
     options.worker_index = first_index + i;
-    if (auto st = impl->add_worker(options); !st) {
+    if (auto st = impl->add_worker(options, *set); !st) {
       if (i == 0) return std::move(st).error();
       return make_error(st.error().kind, "worker " + std::to_string(i) + " of " +
                                              std::to_string(threads) + ": " + st.error().message);
@@ -230,27 +248,52 @@ ServerStats Workers::stats() const {
 }
 
 Status Workers::run_on_each(const std::function<void(unsigned index, Server& server)>& task) {
-  if (impl_->on_worker_thread())
+  return impl_->run_on_each(task);
+}
+
+Status WorkersImpl::run_on_each(const std::function<void(unsigned index, Server& server)>& task) {
+  if (on_worker_thread())
     return make_error(ErrorKind::invalid_argument,
                       "run_on_each cannot be called from a worker's thread");
-  std::lock_guard<std::mutex> serial(impl_->mutex);
-  if (impl_->stopped) return make_error(ErrorKind::invalid_argument, "the workers are stopped");
-  TaskBoard& board = impl_->tasks;
-  std::unique_lock<std::mutex> lock(board.mutex);
-  for (auto& w : impl_->workers) {
+  std::lock_guard<std::mutex> serial(mutex);
+  if (stopped) return make_error(ErrorKind::invalid_argument, "the workers are stopped");
+  std::unique_lock<std::mutex> lock(tasks.mutex);
+  for (auto& w : workers) {
     w->task = &task;
-    ++board.pending;
+    ++tasks.pending;
     uv_async_send(&w->task_request);
   }
-  board.done.wait(lock, [&] { return board.pending == 0; });
+  tasks.done.wait(lock, [&] { return tasks.pending == 0; });
   return {};
 }
 
 Status Workers::reload(ServerOptions options) {
+  return impl_->reload(std::move(options));
+}
+
+// All or none: every worker's table is made here, on the caller's thread,
+// before any worker installs one, so an error leaves every worker as it was.
+// The workers' loops then only swap tables (Server::install).
+Status WorkersImpl::reload(ServerOptions options) {
+  if (on_worker_thread())
+    return make_error(ErrorKind::invalid_argument,
+                      "reload cannot be called from a worker's thread");
+  auto set = compile_route_set(std::move(options.clusters), std::move(options.routes),
+                               std::move(options.filters));
+  if (!set) return std::move(set).error();
+  std::vector<PreparedRoutes> prepared;
+  prepared.reserve(workers.size());
+  for (std::size_t i = 0; i < workers.size(); ++i) {
+    auto p = workers[i]->server->prepare(*set);
+    if (!p)
+      return make_error(p.error().kind, "worker " + std::to_string(i) + ": " + p.error().message);
+    prepared.push_back(std::move(*p));
+  }
+  set->reset();  // the tables hold it now
   std::mutex errors_mutex;
   Status first{};
   auto st = run_on_each([&](unsigned index, Server& server) {
-    if (auto r = server.reload(options); !r) {
+    if (auto r = server.install(std::move(prepared[index])); !r) {
       std::lock_guard<std::mutex> lock(errors_mutex);
       if (first)
         first = make_error(r.error().kind,

@@ -560,3 +560,51 @@ TEST_CASE("observe: JSON text escaping and RFC 3339 times") {
   detail::append_rfc3339_ms(out, time_point_cast<system_clock::duration>(t));
   CHECK(out == "2024-05-01T12:03:04.056Z");
 }
+
+TEST_CASE("observe: a reload's filter reuses unchanged routes' series and counts changed ones") {
+  Upstream up([](const std::string&) { return ok_response("hello"); });
+  metrics::Registry registry;
+  auto m = detail::GatewayMetrics::register_in(registry);
+  REQUIRE(m);
+  detail::ObserveOptions first;
+  first.routes = {{"a", {"s1"}}, {"b", {"s1", "s2"}}, {"c", {}}};
+  auto before = detail::make_observe(*m, first);
+  REQUIRE(before);
+
+  // The next configuration: a and b unchanged, c gains a service, d is new.
+  detail::ObserveOptions next;
+  next.routes = {{"d", {"s1"}}, {"c", {"s2"}}, {"b", {"s1", "s2"}}, {"a", {"s1"}}};
+  next.previous = *before;
+  auto observe = detail::make_observe(*m, next);
+  REQUIRE(observe);
+  before->reset();  // the new filter does not depend on the old one
+
+  proxy::ServerOptions o;
+  o.filters.push_back(*observe);
+  o.clusters.push_back(cluster_of("s1", {up.port()}));
+  o.clusters.push_back(cluster_of("s2", {up.port()}));
+  auto route = [&](const char* name, const char* path, const char* cluster) {
+    auto r = cluster_route(path, cluster);
+    r.name = name;
+    o.routes.push_back(r);
+  };
+  route("a", "/a", "s1");
+  route("b", "/b", "s2");
+  route("c", "/c", "s2");
+  route("d", "/d", "s1");
+  auto handler = handler_route("/b-local", echo_handler());
+  handler.name = "b";
+  o.routes.push_back(handler);
+  Gateway gw(o);
+  for (const char* path : {"/a", "/a", "/b", "/b-local", "/c", "/d"})
+    CHECK(status_of(get(gw.port(), path)) == 200);
+  gw.stop();
+
+  CHECK(requests(*m, "a", "s1", "2xx") == 2);
+  CHECK(requests(*m, "b", "s2", "2xx") == 1);
+  CHECK(requests(*m, "b", "", "2xx") == 1);  // no service: the route's fallback
+  CHECK(requests(*m, "c", "s2", "2xx") == 1);
+  CHECK(requests(*m, "d", "s1", "2xx") == 1);
+  CHECK(m->request_duration.series({"a"})->count() == 2);
+  CHECK(m->upstream_duration.series({"s2"})->count() == 2);
+}

@@ -3,8 +3,10 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <functional>
 #include <thread>
 
+#include "alloc_counter.hpp"
 #include "net.hpp"
 #include "portico/workers.hpp"
 #include "routes.hpp"
@@ -235,4 +237,178 @@ TEST_CASE("reloads under keep-alive load drop no request and no connection") {
   // Replaced tables retire: their pooled upstream connections close, so
   // the upstream saw at most a few connections per reload.
   CHECK(service.connections() <= 3 * 51);
+}
+
+// ------------------------------------------- preparing off the loop
+
+namespace {
+
+// `n` routes /r0 .. /r{n-1}, each with a global filter and a route filter,
+// to a cluster (or, with no cluster, a handler): a set whose compile is
+// real work.
+proxy::ServerOptions many_routes(std::size_t n, std::string_view answer) {
+  proxy::ServerOptions o;
+  o.clusters.push_back(cluster_of("svc", {9}));
+  auto pass = std::make_shared<Holder>();
+  o.filters.push_back(pass);
+  for (std::size_t i = 0; i < n; ++i) {
+    auto r = i % 2 == 0
+                 ? handler_route("/r" + std::to_string(i) + "/{id}", says(std::string(answer)))
+                 : cluster_route("/r" + std::to_string(i) + "/{id}", "svc");
+    r.filters.push_back(pass);
+    o.routes.push_back(std::move(r));
+  }
+  return o;
+}
+
+// Blocks the loop thread inside a handler until released (bounded, so a
+// failing test cannot hang).
+struct LoopGate {
+  std::atomic<bool> inside{false};
+  std::atomic<bool> open{false};
+  proxy::Handler handler() {
+    return [this](const http::RequestHead&, std::string_view, proxy::Reply& reply) {
+      inside = true;
+      for (int i = 0; i < 2000 && !open; ++i)
+        std::this_thread::sleep_for(5ms);
+      inside = false;
+      reply.send(200, {}, "held");
+    };
+  }
+  bool wait_inside() {
+    for (int i = 0; i < 1000 && !inside; ++i)
+      std::this_thread::sleep_for(5ms);
+    return inside;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("Server::prepare compiles on another thread while the loop is busy; install swaps") {
+  LoopGate gate;
+  proxy::ServerOptions o;
+  o.routes.push_back(handler_route("/hold", gate.handler()));
+  o.routes.push_back(handler_route("/a", says("one")));
+  auto workers = proxy::Workers::start(o, 2);
+  REQUIRE(workers);
+  std::vector<proxy::Server*> servers(2);
+  REQUIRE((*workers)->run_on_each([&](unsigned i, proxy::Server& s) { servers[i] = &s; }));
+
+  // Hold the loop of the worker that accepts this connection.
+  const int fd = connect_to((*workers)->port());
+  REQUIRE(fd >= 0);
+  REQUIRE(send_all(fd, "GET /hold HTTP/1.1\r\nHost: h\r\n\r\n"));
+  REQUIRE(gate.wait_inside());
+
+  // Both servers prepare the same new set on this thread, whichever loop
+  // is held: prepare needs no loop.
+  proxy::ServerOptions next = many_routes(2000, "two");
+  next.routes.push_back(handler_route("/hold", gate.handler()));
+  std::vector<proxy::PreparedRoutes> prepared;
+  for (proxy::Server* s : servers) {
+    auto p = s->prepare(next);
+    REQUIRE_MESSAGE(p, (p ? "" : p.error().message));
+    prepared.push_back(std::move(*p));
+  }
+  CHECK(gate.inside);  // a loop was held the whole time
+  // A set with an error is refused by prepare, changing nothing.
+  proxy::ServerOptions bad;
+  bad.routes.push_back(cluster_route("/a", "nowhere"));
+  CHECK_FALSE(servers[0]->prepare(bad));
+
+  gate.open = true;
+  const std::string held = read_until(fd, [](const std::string& s) { return has_responses(s, 1); });
+  ::close(fd);
+  CHECK(body_of(held) == "held");
+  CHECK(body_of(roundtrip((*workers)->port(), kGetA)) == "one");  // not installed yet
+
+  // Routes prepared for one server are refused by another.
+  std::vector<std::string> errors(2);
+  REQUIRE((*workers)->run_on_each([&](unsigned i, proxy::Server& s) {
+    if (auto st = s.install(std::move(prepared[1 - i])); !st) errors[i] = st.error().message;
+  }));
+  CHECK(errors[0].find("another server") != std::string::npos);
+  CHECK(errors[1].find("another server") != std::string::npos);
+  CHECK((*workers)->stats().reloads == 0);
+  for (auto& p : prepared)
+    CHECK(p);  // a refused install leaves the routes with the caller
+
+  std::vector<bool> installed(2);
+  REQUIRE((*workers)->run_on_each([&](unsigned i, proxy::Server& s) {
+    installed[i] = static_cast<bool>(s.install(std::move(prepared[i])));
+    // Installed routes are gone from the caller: a second install fails.
+    if (auto st = s.install(std::move(prepared[i])); !st) errors[i] = st.error().message;
+  }));
+  CHECK(installed == std::vector<bool>{true, true});
+  CHECK(errors[0].find("empty") != std::string::npos);
+  CHECK(errors[1].find("empty") != std::string::npos);
+  CHECK((*workers)->stats().reloads == 1);
+  CHECK(status_of(roundtrip((*workers)->port(), kGetA)) == 404);
+  CHECK(body_of(roundtrip((*workers)->port(), "GET /r1998/7 HTTP/1.1\r\nHost: h\r\n\r\n")) ==
+        "two");
+  (*workers)->stop(Duration::zero());
+}
+
+TEST_CASE("Workers::reload compiles on the caller's thread: the worker's loop only swaps") {
+  proxy::ServerOptions o;
+  o.routes.push_back(handler_route("/a", says("one")));
+  auto workers = start(o);
+  auto loop_allocations = [&](const std::function<void()>& reload) {
+    REQUIRE(
+        workers->run_on_each([](unsigned, proxy::Server&) { test::set_thread_counting(true); }));
+    const std::uint64_t before = test::thread_counted_allocations();
+    reload();
+    REQUIRE(
+        workers->run_on_each([](unsigned, proxy::Server&) { test::set_thread_counting(false); }));
+    return test::thread_counted_allocations() - before;
+  };
+  // The counter sees a compile on the loop: Server::reload there builds
+  // the router and every route's chain.
+  const proxy::ServerOptions big = many_routes(2000, "two");
+  const std::uint64_t on_loop = loop_allocations([&] {
+    bool ok = false;
+    REQUIRE(workers->run_on_each([&](unsigned, proxy::Server& s) { ok = bool(s.reload(big)); }));
+    CHECK(ok);
+  });
+  CHECK(on_loop > 2000);
+  // Workers::reload: the same set costs the loop a table swap, whatever
+  // the number of routes.
+  const std::uint64_t swap = loop_allocations([&] { REQUIRE(workers->reload(big)); });
+  CHECK(swap < 50);
+  CHECK(workers->stats().reloads == 2);
+  CHECK(body_of(roundtrip(workers->port(), "GET /r0/1 HTTP/1.1\r\nHost: h\r\n\r\n")) == "two");
+}
+
+TEST_CASE("Workers::reload is all or none over its workers; a replaced set is freed") {
+  std::weak_ptr<proxy::Filter> first_filter;
+  auto workers = [&] {
+    proxy::ServerOptions o;
+    auto f = std::make_shared<Holder>();
+    first_filter = f;
+    o.filters.push_back(std::move(f));
+    o.routes.push_back(handler_route("/a", says("one")));
+    return proxy::Workers::start(std::move(o), 2);
+  }();
+  REQUIRE(workers);
+  proxy::ServerOptions bad = many_routes(100, "two");
+  bad.routes.push_back(handler_route("/r0/{id}", says("again")));  // a conflict
+  auto st = (*workers)->reload(bad);
+  REQUIRE_FALSE(st);
+  CHECK(st.error().message.find("conflicts with route '/r0/{id}'") != std::string::npos);
+  std::vector<std::uint64_t> generations(2);
+  REQUIRE((*workers)->run_on_each(
+      [&](unsigned i, proxy::Server& s) { generations[i] = s.generation(); }));
+  CHECK(generations == std::vector<std::uint64_t>{0, 0});
+
+  REQUIRE((*workers)->reload(many_routes(100, "two")));
+  REQUIRE((*workers)->run_on_each(
+      [&](unsigned i, proxy::Server& s) { generations[i] = s.generation(); }));
+  CHECK(generations == std::vector<std::uint64_t>{1, 1});
+  // Both workers' replaced tables retired and let go of the first set,
+  // whose last reference held the filter.
+  for (int i = 0; i < 400 && !first_filter.expired(); ++i)
+    std::this_thread::sleep_for(5ms);
+  CHECK(first_filter.expired());
+  for (int i = 0; i < 8; ++i)  // connections spread over both workers
+    CHECK(body_of(roundtrip((*workers)->port(), "GET /r2/1 HTTP/1.1\r\nHost: h\r\n\r\n")) == "two");
 }
