@@ -10,6 +10,7 @@ packages=(
   clang-format   # the formatting check in CI
   clang libclang-rt-14-dev  # the fuzz targets in CI: clang's libFuzzer and sanitizer runtimes
   python3-jwt python3-cryptography  # the PyJWT peer of bench/jwt_bench
+  golang-go  # the Go binding in examples/go and its go test (meson test --suite go)
   nginx haproxy wrk  # the peers, upstream and load generator of bench/proxy/run.sh
 )
 
