@@ -49,7 +49,9 @@ class Reply {
 };
 
 // An in-process upstream. `body` is the whole request body (bounded by the
-// route's max_body_bytes). Called on the loop thread.
+// route's max_body_bytes). The request is as the filters left it: their
+// header edits and set_upstream_path() applied (`path` then holds the new
+// path and query). Called on the loop thread.
 using Handler =
     std::function<void(const http::RequestHead& request, std::string_view body, Reply& reply)>;
 

@@ -519,10 +519,27 @@ void Conn::send(int status, std::span<const http::Header> headers, std::string_v
   conn_respond_local(this);
 }
 
+// The request as the filters left it, for an in-process handler: their
+// header edits and upstream path applied, as an upstream would see them.
+http::RequestHead handler_head(Exchange* x) {
+  http::RequestHead head = x->parser.head();
+  if (!x->upstream_path.empty()) head.path = x->upstream_path;
+  if (x->request_edits.count == 0) return head;
+  x->handler_headers.clear();
+  for (const http::Header& h : head.headers)
+    if (!x->request_edits.drops(h.name)) x->handler_headers.push_back(h);
+  for (std::size_t i = 0; i < x->request_edits.count; ++i) {
+    const HeaderEdit& e = x->request_edits.items[i];
+    if (e.op != EditOp::remove) x->handler_headers.push_back({e.name, e.value});
+  }
+  head.headers = x->handler_headers;
+  return head;
+}
+
 void conn_run_handler(Conn* c) {
   const auto& handler = std::get<Handler>(c->route->options->target);
   c->state = ConnState::waiting;
-  handler(c->x->parser.head(), c->x->handler_body, *c);
+  handler(handler_head(c->x), c->x->handler_body, *c);
   if (c->state != ConnState::closing && c->x != nullptr && c->x->local_status == 0)
     conn_respond_error(c, 502, "the in-process handler sent no response");
 }

@@ -295,6 +295,9 @@ struct Exchange {
   uv_write_t write_req{};
   http::RequestParser parser;
   std::string handler_body;  // in-process handlers and buffered bodies get the whole body
+  // The headers an in-process handler sees when filters edited them (kept
+  // between requests, so steady-state edits do not allocate).
+  std::vector<http::Header> handler_headers;
 
   // Pieces gathered for the next writev (to the upstream or the client).
   uv_buf_t pieces[kMaxPieces * 3 + 2];
