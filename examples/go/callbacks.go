@@ -24,10 +24,11 @@ const badAction = C.int32_t(-1)
 
 //export portico_go_filter
 func portico_go_filter(request *C.portico_request, user C.uintptr_t, phase C.int) (result C.int32_t) {
-	r := &Request{p: request}
+	r := &Request{}
+	r.p.Store(request)
 	var f *filter
 	defer func() {
-		r.p = nil
+		r.p.Store(nil)
 		if v := recover(); v != nil {
 			name, rep := "?", (*reporter)(nil)
 			if f != nil {
@@ -53,10 +54,11 @@ func portico_go_filter(request *C.portico_request, user C.uintptr_t, phase C.int
 
 //export portico_go_handler
 func portico_go_handler(request *C.portico_request, user C.uintptr_t) (result C.int32_t) {
-	r := &Request{p: request}
+	r := &Request{}
+	r.p.Store(request)
 	var h *handler
 	defer func() {
-		r.p = nil
+		r.p.Store(nil)
 		if v := recover(); v != nil {
 			name, rep := "?", (*reporter)(nil)
 			if h != nil {

@@ -33,9 +33,13 @@ const gatewayConfig = `{
 
 var client = &http.Client{Timeout: 10 * time.Second}
 
+// nameOf is the {name} of /hello/{name}. A handler reads it from the path:
+// the C ABI gives path parameters to filters only.
+func nameOf(r *portico.Request) string { return strings.TrimPrefix(r.Path(), "/hello/") }
+
 // greet answers with what it saw, so tests can check what arrived upstream.
 func greet(r *portico.Request) {
-	name, _ := r.Param("name")
+	name := nameOf(r)
 	tag, _ := r.Header("X-Tag")
 	body := fmt.Sprintf("hello %s method=%s path=%s query=%s tag=%s body=%s\n",
 		name, r.Method(), r.Path(), r.Query(), tag, r.Body())
@@ -132,7 +136,7 @@ func (r *reports) waitFor(t *testing.T, words ...string) string {
 }
 
 func TestGatewayServesAGoFilterAndAGoHandler(t *testing.T) {
-	var clientAddress atomic.Value
+	var clientAddress, param atomic.Value
 	var upstreamStatus atomic.Int32
 	tagFilter := func(r *portico.Request) portico.Action {
 		var config struct{ Tag string }
@@ -140,6 +144,8 @@ func TestGatewayServesAGoFilterAndAGoHandler(t *testing.T) {
 			panic(err)
 		}
 		clientAddress.Store(r.ClientAddress())
+		name, _ := r.Param("name")
+		param.Store(name)
 		if _, blocked := r.Header("X-Block"); blocked {
 			if err := r.Respond(403, []byte("blocked by the go filter\n"), portico.Header{Name: "X-Filter", Value: "go-tag"}); err != nil {
 				panic(err)
@@ -148,6 +154,9 @@ func TestGatewayServesAGoFilterAndAGoHandler(t *testing.T) {
 		}
 		if err := r.SetHeader("X-Tag", config.Tag); err != nil {
 			panic(err)
+		}
+		if err := r.SetHeader("Transfer-Encoding", "chunked"); !errors.Is(err, portico.ErrInvalidArgument) {
+			panic(fmt.Sprintf("setting a framing header: %v, want ErrInvalidArgument", err))
 		}
 		return portico.Continue
 	}
@@ -175,6 +184,9 @@ func TestGatewayServesAGoFilterAndAGoHandler(t *testing.T) {
 	}
 	if got, _ := clientAddress.Load().(string); got != "127.0.0.1" {
 		t.Errorf("client address %q, want 127.0.0.1", got)
+	}
+	if got, _ := param.Load().(string); got != "ada" {
+		t.Errorf("the filter read the parameter name as %q, want ada", got)
 	}
 
 	res = send(t, "POST", base+"/hello/bob", "some bytes", nil)
@@ -343,11 +355,16 @@ func TestPanickingFilterAnswers500AndTheGatewayKeepsServing(t *testing.T) {
 func TestMisbehavingHandlersAnswer500(t *testing.T) {
 	var got reports
 	handler := func(r *portico.Request) {
-		switch name, _ := r.Param("name"); name {
+		switch nameOf(r) {
 		case "panic":
 			panic("the handler fell over")
 		case "silent":
 			// returns without answering
+		case "crlf":
+			// A header that would split the response is refused, and the
+			// handler may still answer.
+			err := r.Respond(200, nil, portico.Header{Name: "X-Split", Value: "a\r\nSet-Cookie: b"})
+			_ = r.Respond(200, []byte(fmt.Sprint(err)))
 		default:
 			greet(r)
 		}
@@ -371,6 +388,10 @@ func TestMisbehavingHandlersAnswer500(t *testing.T) {
 		t.Fatalf("a handler that did not answer: %d, want 500", res.status)
 	}
 	got.waitFor(t, "greet")
+	res := send(t, "GET", base+"/hello/crlf", "", nil)
+	if res.status != 200 || !strings.Contains(res.body, "PORTICO_ERR_INVALID_ARGUMENT") || res.header.Get("Set-Cookie") != "" {
+		t.Fatalf("a header value holding CR LF: %d %q %v, want it refused", res.status, res.body, res.header)
+	}
 	if res := send(t, "GET", base+"/hello/ada", "", map[string]string{"X-Bad-Action": "1"}); res.status != 500 {
 		t.Fatalf("a filter returning an unknown Action: %d, want 500", res.status)
 	}

@@ -2,6 +2,41 @@ package portico
 
 /*
 #include "portico.h"
+
+// A verification and the reading of its result in one C call, returned by
+// value: the views stay valid until the next verification into `r`.
+typedef struct {
+  portico_status status;
+  int32_t reason;
+  int32_t from_cache;
+  const char* message;
+  size_t message_len;
+  const char* claims;
+  size_t claims_len;
+} portico_go_jwt;
+
+static portico_go_jwt portico_go_jwt_read(const portico_jwt_result* r, portico_status status) {
+  portico_go_jwt out = {status, 0, 0, NULL, 0, NULL, 0};
+  if (out.status == PORTICO_OK) out.status = portico_jwt_result_reason(r, &out.reason);
+  if (out.status == PORTICO_OK)
+    out.status = portico_jwt_result_message(r, &out.message, &out.message_len);
+  if (out.status == PORTICO_OK) out.status = portico_jwt_result_from_cache(r, &out.from_cache);
+  if (out.status == PORTICO_OK && out.reason == PORTICO_JWT_VALID)
+    out.status = portico_jwt_result_claims(r, &out.claims, &out.claims_len);
+  return out;
+}
+
+static portico_go_jwt portico_go_jwt_verify(const portico_jwt_verifier* v, const char* token,
+                                            size_t token_len, int64_t now,
+                                            portico_jwt_result* r) {
+  return portico_go_jwt_read(r, portico_jwt_verify(v, token, token_len, now, r));
+}
+
+static portico_go_jwt portico_go_jwt_cache_verify(portico_jwt_cache* c, const char* token,
+                                                  size_t token_len, int64_t now,
+                                                  portico_jwt_result* r) {
+  return portico_go_jwt_read(r, portico_jwt_cache_verify(c, token, token_len, now, r));
+}
 */
 import "C"
 
@@ -134,8 +169,8 @@ func (v *JWTVerifier) verify(token string, unixSeconds int64) (JWTResult, error)
 		return JWTResult{}, closedError(op)
 	}
 	tp, tl := cstr(token)
-	return withJWTResult(op, func(result *C.portico_jwt_result) C.portico_status {
-		return C.portico_jwt_verify(v.p, tp, tl, C.int64_t(unixSeconds), result)
+	return withJWTResult(op, func(result *C.portico_jwt_result) C.portico_go_jwt {
+		return C.portico_go_jwt_verify(v.p, tp, tl, C.int64_t(unixSeconds), result)
 	})
 }
 
@@ -197,8 +232,8 @@ func (c *JWTCache) verify(token string, unixSeconds int64) (JWTResult, error) {
 		return JWTResult{}, closedError(op)
 	}
 	tp, tl := cstr(token)
-	return withJWTResult(op, func(result *C.portico_jwt_result) C.portico_status {
-		return C.portico_jwt_cache_verify(c.p, tp, tl, C.int64_t(unixSeconds), result)
+	return withJWTResult(op, func(result *C.portico_jwt_result) C.portico_go_jwt {
+		return C.portico_go_jwt_cache_verify(c.p, tp, tl, C.int64_t(unixSeconds), result)
 	})
 }
 
@@ -216,40 +251,21 @@ var jwtResultPool = sync.Pool{New: func() any {
 }}
 
 // withJWTResult runs verify into a pooled C result and copies it out.
-func withJWTResult(op string, verify func(*C.portico_jwt_result) C.portico_status) (JWTResult, error) {
+func withJWTResult(op string, verify func(*C.portico_jwt_result) C.portico_go_jwt) (JWTResult, error) {
 	buf, _ := jwtResultPool.Get().(*jwtResultBuf)
 	if buf == nil {
 		return JWTResult{}, &Error{Op: op, Status: ErrNoMemory, Message: "no memory for a result"}
 	}
 	defer jwtResultPool.Put(buf)
-	var reason, fromCache C.int32_t
-	var message *C.char
-	var messageLen C.size_t
-	err := call(op, func() C.portico_status {
-		status := verify(buf.p)
-		if status == C.PORTICO_OK {
-			status = C.portico_jwt_result_reason(buf.p, &reason)
-		}
-		if status == C.PORTICO_OK {
-			status = C.portico_jwt_result_message(buf.p, &message, &messageLen)
-		}
-		if status == C.PORTICO_OK {
-			status = C.portico_jwt_result_from_cache(buf.p, &fromCache)
-		}
-		return status
-	})
-	if err != nil {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	v := verify(buf.p)
+	if err := statusError(op, v.status); err != nil {
 		return JWTResult{}, err
 	}
-	out := JWTResult{Reason: JWTReason(reason), Message: gostr(message, messageLen), FromCache: fromCache != 0}
-	if out.Reason != JWTValid {
-		return out, nil
+	out := JWTResult{Reason: JWTReason(v.reason), Message: gostr(v.message, v.message_len), FromCache: v.from_cache != 0}
+	if out.Reason == JWTValid {
+		out.Claims = json.RawMessage(C.GoBytes(unsafe.Pointer(v.claims), C.int(v.claims_len)))
 	}
-	var claims *C.char
-	var claimsLen C.size_t
-	if err := call(op, func() C.portico_status { return C.portico_jwt_result_claims(buf.p, &claims, &claimsLen) }); err != nil {
-		return JWTResult{}, err
-	}
-	out.Claims = json.RawMessage(C.GoBytes(unsafe.Pointer(claims), C.int(claimsLen)))
 	return out, nil
 }

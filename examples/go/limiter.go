@@ -1,7 +1,22 @@
 package portico
 
 /*
+#include <string.h>
 #include "portico.h"
+
+// A check whose decision comes back by value (no Go pointer, no allocation).
+typedef struct {
+  portico_status status;
+  portico_limit_decision d;
+} portico_go_decision;
+
+static portico_go_decision portico_go_limiter_check(portico_limiter* l, const char* key,
+                                                    size_t key_len, uint32_t cost, int64_t now) {
+  portico_go_decision out;
+  memset(&out, 0, sizeof out);
+  out.status = portico_limiter_check(l, key, key_len, cost, now, &out.d);
+  return out;
+}
 */
 import "C"
 
@@ -70,13 +85,14 @@ func (l *Limiter) Check(key string, cost uint32, now Instant) (LimitDecision, er
 		return LimitDecision{}, closedError(op)
 	}
 	kp, kl := cstr(key)
-	var d C.portico_limit_decision
-	err := call(op, func() C.portico_status {
-		return C.portico_limiter_check(l.p, kp, kl, C.uint32_t(cost), C.int64_t(now), &d)
-	})
+	runtime.LockOSThread()
+	out := C.portico_go_limiter_check(l.p, kp, kl, C.uint32_t(cost), C.int64_t(now))
+	err := statusError(op, out.status)
+	runtime.UnlockOSThread()
 	if err != nil {
 		return LimitDecision{}, err
 	}
+	d := out.d
 	return LimitDecision{
 		Allowed:        d.allowed != 0,
 		CostOutOfRange: d.cost_out_of_range != 0,

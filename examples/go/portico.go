@@ -94,11 +94,17 @@ func gostr(p *C.char, n C.size_t) string {
 // pinned to its thread from the call to the reading of the message.
 func call(op string, f func() C.portico_status) error {
 	runtime.LockOSThread()
-	status := f()
-	var err error
-	if status != C.PORTICO_OK {
-		err = &Error{Op: op, Status: Status(status), Message: C.GoString(C.portico_last_error())}
-	}
+	err := statusError(op, f())
 	runtime.UnlockOSThread()
 	return err
+}
+
+// statusError is nil for PORTICO_OK, else an *Error with the calling
+// thread's last error message: call it pinned to the thread of the call (see
+// call), which the hot paths do by hand to spare a closure.
+func statusError(op string, status C.portico_status) error {
+	if status == C.PORTICO_OK {
+		return nil
+	}
+	return &Error{Op: op, Status: Status(status), Message: C.GoString(C.portico_last_error())}
 }

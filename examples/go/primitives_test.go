@@ -99,9 +99,10 @@ func TestRouter(t *testing.T) {
 	if !errors.Is(err, portico.ErrInvalidArgument) {
 		t.Errorf("an unknown method: %v, want ErrInvalidArgument", err)
 	}
-	_, err = r.Add(portico.Route{Path: "/bad\xff"})
-	if !errors.Is(err, portico.ErrInvalidUTF8) {
-		t.Errorf("a pattern that is not UTF-8: %v, want ErrInvalidUTF8", err)
+	for _, path := range []string{"/bad\xff", "/nul\x00byte"} {
+		if _, err = r.Add(portico.Route{Path: path}); !errors.Is(err, portico.ErrInvalidUTF8) {
+			t.Errorf("the pattern %q: %v, want ErrInvalidUTF8", path, err)
+		}
 	}
 
 	// Matches run in parallel.
@@ -134,7 +135,7 @@ func TestRouter(t *testing.T) {
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
 // token signs claims with HS256 or, given an RSA key, RS256.
-func token(t *testing.T, claims map[string]any, kid string, hmacKey []byte, rsaKey *rsa.PrivateKey) string {
+func token(t testing.TB, claims map[string]any, kid string, hmacKey []byte, rsaKey *rsa.PrivateKey) string {
 	t.Helper()
 	header := map[string]string{"typ": "JWT", "alg": "HS256"}
 	if rsaKey != nil {

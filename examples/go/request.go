@@ -114,6 +114,7 @@ import "C"
 
 import (
 	"encoding/json"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -122,7 +123,9 @@ import (
 // goroutine: afterwards its getters return zero values and its edits
 // ErrInvalidHandle. Getters return copies, which may be kept.
 type Request struct {
-	p *C.portico_request // nil once the callback returned
+	// nil once the callback returned. Atomic, since a request kept past its
+	// callback may be read from any goroutine.
+	p atomic.Pointer[C.portico_request]
 }
 
 // Header is one header field.
@@ -131,11 +134,12 @@ type Header struct {
 }
 
 func (r *Request) view(what C.int, name string) (string, bool) {
-	if r.p == nil {
+	p := r.p.Load()
+	if p == nil {
 		return "", false
 	}
 	np, nl := cstr(name)
-	v := C.portico_go_request_view(r.p, what, np, nl)
+	v := C.portico_go_request_view(p, what, np, nl)
 	if v.status != C.PORTICO_OK {
 		return "", false
 	}
@@ -143,10 +147,11 @@ func (r *Request) view(what C.int, name string) (string, bool) {
 }
 
 func (r *Request) viewBytes(what C.int) ([]byte, bool) {
-	if r.p == nil {
+	p := r.p.Load()
+	if p == nil {
 		return nil, false
 	}
-	v := C.portico_go_request_view(r.p, what, nil, 0)
+	v := C.portico_go_request_view(p, what, nil, 0)
 	if v.status != C.PORTICO_OK {
 		return nil, false
 	}
@@ -169,16 +174,17 @@ func (r *Request) Header(name string) (string, bool) { return r.view(C.PORTICO_G
 
 // Headers are the headers as received (edits not applied), in arrival order.
 func (r *Request) Headers() []Header {
-	if r.p == nil {
+	p := r.p.Load()
+	if p == nil {
 		return nil
 	}
-	count := C.portico_go_request_header_count(r.p)
+	count := C.portico_go_request_header_count(p)
 	if count.status != C.PORTICO_OK {
 		return nil
 	}
 	headers := make([]Header, 0, int(count.count))
 	for i := C.size_t(0); i < count.count; i++ {
-		h := C.portico_go_request_header_at(r.p, i)
+		h := C.portico_go_request_header_at(p, i)
 		if h.status != C.PORTICO_OK {
 			break
 		}
@@ -193,7 +199,8 @@ func (r *Request) ClientAddress() string {
 	return s
 }
 
-// Param is a path parameter of the matched route ("{id}").
+// Param is a path parameter of the matched route ("{id}"). Filters only:
+// the C ABI gives a handler none, so a handler reads Path.
 func (r *Request) Param(name string) (string, bool) { return r.view(C.PORTICO_GO_PARAM, name) }
 
 // Claims are the claims of the JWT that the jwt-auth policy verified for
@@ -218,10 +225,11 @@ func (r *Request) Body() []byte { b, _ := r.viewBytes(C.PORTICO_GO_BODY); return
 
 // ResponseStatus is the upstream's status (response phase only; else 0).
 func (r *Request) ResponseStatus() int {
-	if r.p == nil {
+	p := r.p.Load()
+	if p == nil {
 		return 0
 	}
-	s := C.portico_go_request_response_status(r.p)
+	s := C.portico_go_request_response_status(p)
 	if s.status != C.PORTICO_OK {
 		return 0
 	}
@@ -235,10 +243,11 @@ func (r *Request) ResponseHeader(name string) (string, bool) {
 
 // edit runs one editing call on a live request.
 func (r *Request) edit(op string, f func(p *C.portico_request) C.portico_status) error {
-	if r.p == nil {
+	p := r.p.Load()
+	if p == nil {
 		return &Error{Op: op, Status: ErrInvalidHandle, Message: "request used after its callback returned"}
 	}
-	return call(op, func() C.portico_status { return f(r.p) })
+	return call(op, func() C.portico_status { return f(p) })
 }
 
 // SetHeader sets a header of the request sent upstream (request phase).

@@ -2,6 +2,43 @@ package portico
 
 /*
 #include "portico.h"
+
+// One lookup in one C call, its outcome returned by value: no Go pointer
+// crosses and nothing is allocated on the Go side.
+typedef struct {
+  portico_status status;
+  int32_t result;
+  uint32_t route;
+  size_t params;
+} portico_go_match;
+
+static portico_go_match portico_go_router_match(const portico_router* router, portico_match* m,
+                                                const char* method, size_t method_len,
+                                                const char* host, size_t host_len,
+                                                const char* path, size_t path_len) {
+  portico_go_match out = {0, 0, 0, 0};
+  out.status = portico_router_match(router, m, method, method_len, host, host_len, path, path_len);
+  if (out.status == PORTICO_OK) out.status = portico_match_result(m, &out.result);
+  if (out.status == PORTICO_OK && out.result == PORTICO_MATCH_FOUND) {
+    out.status = portico_match_route(m, &out.route);
+    if (out.status == PORTICO_OK) out.status = portico_match_param_count(m, &out.params);
+  }
+  return out;
+}
+
+typedef struct {
+  portico_status status;
+  const char* name;
+  size_t name_len;
+  const char* value;
+  size_t value_len;
+} portico_go_param;
+
+static portico_go_param portico_go_match_param(const portico_match* m, size_t i) {
+  portico_go_param p = {0, NULL, 0, NULL, 0};
+  p.status = portico_match_param(m, i, &p.name, &p.name_len, &p.value, &p.value_len);
+  return p;
+}
 */
 import "C"
 
@@ -175,44 +212,23 @@ func (r *Router) lookup(op string, m *C.portico_match, method, host, path string
 	mp, ml := cstr(method)
 	hp, hl := cstr(host)
 	pp, pl := cstr(path)
-	var result C.int32_t
-	err := call(op, func() C.portico_status {
-		status := C.portico_router_match(r.p, m, mp, ml, hp, hl, pp, pl)
-		if status == C.PORTICO_OK {
-			status = C.portico_match_result(m, &result)
-		}
-		return status
-	})
-	out := Match{Result: MatchResult(result), Route: -1}
-	if err != nil || out.Result != Found {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	found := C.portico_go_router_match(r.p, m, mp, ml, hp, hl, pp, pl)
+	out := Match{Result: MatchResult(found.result), Route: -1}
+	if err := statusError(op, found.status); err != nil || out.Result != Found {
 		return out, err
 	}
-	var id C.uint32_t
-	var count C.size_t
-	err = call(op, func() C.portico_status {
-		status := C.portico_match_route(m, &id)
-		if status == C.PORTICO_OK {
-			status = C.portico_match_param_count(m, &count)
-		}
-		return status
-	})
-	if err != nil {
-		return out, err
-	}
-	out.Route = int(id)
-	if count > 0 {
-		out.Params = make([]Param, count)
+	out.Route = int(found.route)
+	if found.params > 0 {
+		out.Params = make([]Param, found.params)
 	}
 	for i := range out.Params {
-		var name, value *C.char
-		var nameLen, valueLen C.size_t
-		err = call(op, func() C.portico_status {
-			return C.portico_match_param(m, C.size_t(i), &name, &nameLen, &value, &valueLen)
-		})
-		if err != nil {
+		p := C.portico_go_match_param(m, C.size_t(i))
+		if err := statusError(op, p.status); err != nil {
 			return out, err
 		}
-		out.Params[i] = Param{Name: gostr(name, nameLen), Value: gostr(value, valueLen)}
+		out.Params[i] = Param{Name: gostr(p.name, p.name_len), Value: gostr(p.value, p.value_len)}
 	}
 	return out, nil
 }
