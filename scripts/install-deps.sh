@@ -12,6 +12,7 @@ packages=(
   clang libclang-rt-14-dev  # the fuzz targets in CI: clang's libFuzzer and sanitizer runtimes
   python3-jwt python3-cryptography  # the PyJWT peer of bench/jwt_bench
   python3-pytest  # the Python binding's tests (examples/python/tests)
+  golang-go  # the Go binding in examples/go and its go test (meson test --suite go)
   nginx haproxy wrk  # the peers, upstream and load generator of bench/proxy/run.sh
 )
 # The Rust binding's tests (examples/rust) need cargo; one from rustup will do.
