@@ -1395,7 +1395,11 @@ portico_status portico_request_param(const portico_request* request, const char*
     if (portico_status st = check_view_out(value, value_len, fn)) return st;
     std::string_view n;
     if (portico_status st = check_bytes(name, name_len, "name", n)) return st;
-    auto v = request->ctx ? request->ctx->param(n) : std::nullopt;
+    // Filters read the match through their context, handlers through the
+    // reply they answer on.
+    auto v = request->ctx     ? request->ctx->param(n)
+             : request->reply ? request->reply->param(n)
+                              : std::nullopt;
     if (!v) return fail(PORTICO_ERR_NOT_FOUND, "no parameter '" + std::string(n) + "'");
     set_view(*v, value, value_len);
     return PORTICO_OK;

@@ -466,11 +466,8 @@ PORTICO_API portico_status portico_request_header_at(const portico_request* requ
 /* The client's address ("127.0.0.1"); "" in a handler. */
 PORTICO_API portico_status portico_request_client_address(const portico_request* request,
                                                           const char** value, size_t* len);
-/* A path parameter of the matched route ("{id}"); PORTICO_ERR_NOT_FOUND when
- * the route has none of that name. Filters only: a handler gets
- * PORTICO_ERR_NOT_FOUND for every name (the proxy hands handlers the request
- * as forwarded, not the match); a filter on the route can pass a parameter on
- * as a header. */
+/* A path parameter of the matched route ("{id}"), in filters and handlers
+ * alike; PORTICO_ERR_NOT_FOUND when the route has none of that name. */
 PORTICO_API portico_status portico_request_param(const portico_request* request, const char* name,
                                                  size_t name_len, const char** value,
                                                  size_t* value_len);

@@ -33,8 +33,7 @@ const gatewayConfig = `{
 
 var client = &http.Client{Timeout: 10 * time.Second}
 
-// nameOf is the {name} of /hello/{name}. A handler reads it from the path:
-// the C ABI gives path parameters to filters only.
+// nameOf is the last segment of the path ({name} on /hello/{name}).
 func nameOf(r *portico.Request) string { return strings.TrimPrefix(r.Path(), "/hello/") }
 
 // greet answers with what it saw, so tests can check what arrived upstream.

@@ -199,8 +199,8 @@ func (r *Request) ClientAddress() string {
 	return s
 }
 
-// Param is a path parameter of the matched route ("{id}"). Filters only:
-// the C ABI gives a handler none, so a handler reads Path.
+// Param is a path parameter of the matched route ("{id}"), in filters and
+// handlers.
 func (r *Request) Param(name string) (string, bool) { return r.view(C.PORTICO_GO_PARAM, name) }
 
 // Claims are the claims of the JWT that the jwt-auth policy verified for

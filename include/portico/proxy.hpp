@@ -59,6 +59,13 @@ class Reply {
  public:
   virtual ~Reply() = default;
   virtual void send(int status, std::span<const http::Header> headers, std::string_view body) = 0;
+  // A path parameter of the route that matched ("{id}"), as
+  // RequestContext::param() gives filters; nullopt when it has none of that
+  // name. The view lives until the request ends.
+  virtual std::optional<std::string_view> param(std::string_view name) const noexcept {
+    (void)name;
+    return std::nullopt;
+  }
 };
 
 // An in-process upstream. `body` is the whole request body (bounded by the

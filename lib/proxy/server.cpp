@@ -570,6 +570,11 @@ void conn_flush_overflow(Conn* c) {
 }
 
 // An in-process handler's answer.
+std::optional<std::string_view> Conn::param(std::string_view name) const noexcept {
+  if (x == nullptr) return std::nullopt;
+  return x->match.param(name);
+}
+
 void Conn::send(int status, std::span<const http::Header> headers, std::string_view body) {
   if (response_started || state == ConnState::closing || x == nullptr || x->local_status != 0)
     return;

@@ -456,6 +456,7 @@ struct Conn final : http::BodySink, Reply {
 
   void on_body(std::string_view data) override;
   void send(int status, std::span<const http::Header> headers, std::string_view body) override;
+  std::optional<std::string_view> param(std::string_view name) const noexcept override;
 };
 
 // ---- the filter chain (filter_chain.cpp)

@@ -85,10 +85,11 @@ static int32_t stop_filter(portico_request* req, void* user) {
   return PORTICO_FILTER_RESPOND;
 }
 
-/* Echoes what reached it: "METHOD path?query client=... body=...". */
+/* Echoes what reached it: "METHOD path?query client=... body=..." and, when
+ * the route has a {who}, " who=...". */
 static int32_t echo_handler(portico_request* req, void* user) {
-  const char *method, *path, *query, *client = "", *body;
-  size_t method_len, path_len, query_len, client_len = 0, body_len;
+  const char *method, *path, *query, *client = "", *body, *who;
+  size_t method_len, path_len, query_len, client_len = 0, body_len, who_len;
   char text[1024];
   int n;
   (void)user;
@@ -103,6 +104,9 @@ static int32_t echo_handler(portico_request* req, void* user) {
   n = snprintf(text, sizeof text, "%.*s %.*s?%.*s client=%.*s body=%.*s", (int)method_len, method,
                (int)path_len, path, (int)query_len, query, (int)client_len, client, (int)body_len,
                body);
+  /* Handlers read the route's parameters as filters do. */
+  if (portico_request_param(req, S("who"), &who, &who_len) == PORTICO_OK)
+    n += snprintf(text + n, sizeof text - (size_t)n, " who=%.*s", (int)who_len, who);
   if (portico_request_respond(req, 200, NULL, 0, text, (size_t)n) != PORTICO_OK) return 6;
   return PORTICO_OK;
 }
@@ -192,13 +196,13 @@ static void test_serving(void) {
   CHECK(http_request(port, "POST", "/hello/ann?q=1", "X-Api-Key: open-sesame\r\n", "ping", &r) ==
         0);
   CHECK(r.status == 200);
-  CHECK(strcmp(r.body, "POST /hello/ann?q=1 client=127.0.0.1 body=ping") == 0);
+  CHECK(strcmp(r.body, "POST /hello/ann?q=1 client=127.0.0.1 body=ping who=ann") == 0);
   CHECK(http_header(&r, "x-filtered", value, sizeof value) == 0 && strcmp(value, "yes") == 0);
   CHECK(atomic_load(&g_stop_in_callback) == PORTICO_ERR_STATE);
 
   CHECK(http_request(port, "GET", "/hello/old", "X-Api-Key: open-sesame\r\n", "", &r) == 0);
   CHECK(r.status == 200);
-  CHECK(strcmp(r.body, "GET /hello/new?via=filter client=127.0.0.1 body=") == 0);
+  CHECK(strcmp(r.body, "GET /hello/new?via=filter client=127.0.0.1 body= who=old") == 0);
   CHECK(auth_calls == 3);
 
   /* The request pointer a callback kept is dead once it returned. */
@@ -236,7 +240,7 @@ static void test_serving(void) {
   CHECK(generation == 1);
   CHECK(http_request(port, "GET", "/hello/ann", "", "", &r) == 0);
   CHECK(r.status == 200);
-  CHECK(strcmp(r.body, "GET /hello/ann? client= body=") == 0);
+  CHECK(strcmp(r.body, "GET /hello/ann? client= body= who=ann") == 0);
 
   CHECK_OK(portico_gateway_metrics(g_gateway, &metrics, &metrics_len));
   CHECK(metrics != NULL && metrics_len == strlen(metrics));

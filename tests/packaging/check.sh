@@ -57,6 +57,37 @@ export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig"
 c++ -std=c++20 -Wall -Wextra -Werror "$work/consumer.cpp" -o "$work/consumer" \
   $(pkg-config --cflags --libs portico)
 LD_LIBRARY_PATH="$work/prefix/lib" "$work/consumer"
+# The C ABI the same way: the installed portico.h, compiled as C.
+cat > "$work/consumer.c" <<'C'
+#include <portico.h>
+#include <stdio.h>
+
+int main(void) {
+  portico_router* router = NULL;
+  portico_match* match = NULL;
+  int32_t result = -1;
+  const char* id;
+  size_t id_len;
+  if (portico_version() != PORTICO_VERSION) return 1;
+  if (portico_router_new(&router) != PORTICO_OK || portico_match_new(&match) != PORTICO_OK) return 2;
+  if (portico_router_add(router, "items", 5, "GET", 3, "", 0, "/items/{id}", 11, NULL) != PORTICO_OK)
+    return 3;
+  if (portico_router_match(router, match, "GET", 3, "", 0, "/items/7", 8) != PORTICO_OK ||
+      portico_match_result(match, &result) != PORTICO_OK || result != PORTICO_MATCH_FOUND)
+    return 4;
+  if (portico_match_param_by_name(match, "id", 2, &id, &id_len) != PORTICO_OK || id_len != 1 ||
+      id[0] != '7')
+    return 5;
+  portico_match_free(match);
+  portico_router_free(router);
+  puts("C consumer ok");
+  return 0;
+}
+C
+# shellcheck disable=SC2046
+cc -std=c11 -pedantic -Wall -Wextra -Werror "$work/consumer.c" -o "$work/consumer_c" \
+  $(pkg-config --cflags --libs portico)
+LD_LIBRARY_PATH="$work/prefix/lib" "$work/consumer_c"
 # Only PORTICO_API declarations leave the shared library: no symbol named in
 # portico::detail (a public constructor may still take a detail type). The
 # list goes to a file first: `nm | grep -q` under pipefail passes whenever
@@ -87,4 +118,4 @@ MESON
 meson setup "$work/app/build" "$work/app" >/dev/null
 meson compile -C "$work/app/build" >/dev/null
 "$work/app/build/consumer"
-echo "packaging: 2 passed, 0 failed"
+echo "packaging: 3 passed, 0 failed"

@@ -116,9 +116,8 @@ def test_a_response_only_filter():
 def test_handlers_see_the_body_and_answer_in_several_forms():
     @portico.handler("text")
     def text(req):
-        # (A handler sees no route parameters: the C ABI gives them to
-        # filters only.)
-        return f"hello {req.path.rsplit('/', 1)[-1]}"
+        # The route's {name}, read by the handler itself.
+        return f"hello {req.param('name')}"
 
     @portico.handler("raw")
     def raw(req):

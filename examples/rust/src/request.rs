@@ -170,9 +170,8 @@ impl<'a> Request<'a> {
         self.text(sys::portico_request_client_address, "the client address")
     }
 
-    /// A path parameter of the matched route ("{id}"). Filters only: the C
-    /// ABI gives a handler none (`None`), so a filter that needs to pass one
-    /// on sets it as a header.
+    /// A path parameter of the matched route ("{id}"), in filters and
+    /// handlers.
     pub fn param(&self, name: &str) -> Option<&str> {
         let bytes = self.named_view(sys::portico_request_param, name).ok()?;
         text_out(bytes, "a path parameter").ok()
