@@ -18,6 +18,7 @@
 //   KeyedLimiter             Gcra over a bounded table of keys; one thread.
 //   ConcurrentKeyedLimiter   the same table shared by several threads, lock-free.
 //   FixedWindowQuota         per-key counts per UTC hour, day or calendar month.
+//   ConcurrentFixedWindowQuota  the same counts shared by several threads, lock-free.
 //
 // Time: the GCRA pieces take `TimePoint now` (steady clock) on every call and
 // never read a clock, so tests run in simulated time. FixedWindowQuota takes a
@@ -167,6 +168,13 @@ struct QuotaSlot {
   std::uint64_t key_hash;  // 0 = empty
   std::uint32_t window;    // window index, truncated to 32 bits (compared for equality only)
   std::uint32_t count;
+};
+
+struct AtomicQuotaSlot {
+  std::atomic<std::uint64_t> key_hash;  // 0 = empty
+  // window << 32 | count, the window truncated to 32 bits; 0 = never used or
+  // being handed over (a count is never 0 once written).
+  std::atomic<std::uint64_t> usage;
 };
 
 struct ConcurrentCounters;  // lives with the table, off the read-mostly cache line
@@ -331,7 +339,8 @@ struct FixedWindowQuotaConfig {
 // = time until the window ends; retry_after = reset_after when denied.
 //
 // Ownership, threading and allocation: as KeyedLimiter (one thread; the
-// table is allocated once at creation).
+// table is allocated once at creation). To share one quota between threads,
+// use ConcurrentFixedWindowQuota.
 class PORTICO_API FixedWindowQuota {
  public:
   using WallTime = std::chrono::system_clock::time_point;
@@ -367,6 +376,60 @@ class PORTICO_API FixedWindowQuota {
   std::int64_t span_start_ns_ = 0;
   std::int64_t span_end_ns_ = 0;
   std::uint32_t span_index_ = 0;
+};
+
+// FixedWindowQuota shared by several threads: the same table, windows and
+// eviction policy, with every slot word atomic and no lock.
+//
+// A key's window and count are one 64-bit word, updated by compare-and-swap:
+// for a key already in the table, the requests allowed in one window never
+// add up to more than the quota, whatever the number of threads, and the
+// count restarts with the first request of a new window. A request whose
+// clock reading is one window behind the key's entry (a thread that read the
+// clock just before midnight and counts just after another thread started the
+// new day) is counted in the entry's later window, never in a restarted one.
+// An entry two or more windows ahead (the wall clock stepped back) is treated
+// as another window's, as FixedWindowQuota does. The moment a key enters the
+// table has the race ConcurrentKeyedLimiter documents: at worst a request in
+// flight is counted against another key, or a key briefly has two slots;
+// see docs/limiter.md.
+//
+// Ownership: as ConcurrentKeyedLimiter. Threading: check() and the observers
+// may be called from any number of threads at once; create, move and destroy
+// need exclusive access. check() never allocates, throws or blocks.
+class PORTICO_API ConcurrentFixedWindowQuota {
+ public:
+  using WallTime = FixedWindowQuota::WallTime;
+
+  // Same validation as FixedWindowQuota::create.
+  static Result<ConcurrentFixedWindowQuota> create(const FixedWindowQuotaConfig& config);
+
+  ConcurrentFixedWindowQuota(ConcurrentFixedWindowQuota&&) noexcept;
+  ConcurrentFixedWindowQuota& operator=(ConcurrentFixedWindowQuota&&) noexcept;
+  ~ConcurrentFixedWindowQuota();
+
+  // As FixedWindowQuota::check; safe to call concurrently.
+  Decision check(std::string_view key, WallTime now, std::uint32_t cost = 1) noexcept;
+
+  std::int64_t limit() const noexcept { return limit_; }
+  QuotaWindow window() const noexcept { return window_; }
+  std::size_t size() const noexcept;
+  std::size_t capacity() const noexcept { return slot_count_; }
+  std::size_t memory_bytes() const noexcept;
+  std::uint64_t evictions() const noexcept;
+
+ private:
+  ConcurrentFixedWindowQuota(std::int64_t limit, QuotaWindow window, detail::KeyHasher hasher,
+                             detail::SlotTable<detail::AtomicQuotaSlot> slots,
+                             std::size_t slot_count,
+                             std::unique_ptr<detail::ConcurrentCounters> counters) noexcept;
+
+  std::int64_t limit_;
+  QuotaWindow window_;
+  detail::KeyHasher hasher_;
+  detail::SlotTable<detail::AtomicQuotaSlot> slots_;
+  std::size_t slot_count_;
+  std::unique_ptr<detail::ConcurrentCounters> counters_;
 };
 
 }  // namespace portico

@@ -5,7 +5,8 @@
 // never-used slots start at 0, and a thread taking over a slot first swaps
 // its TAT to 0, then swaps the key word. Decisions read 0 as a full allowance,
 // which is true in both cases, and scans never reclaim or evict a slot whose
-// TAT is 0, so a slot being handed over cannot be taken twice.
+// TAT is 0, so a slot being handed over cannot be taken twice. The scan and
+// the claim live in keyed_table.hpp, shared with ConcurrentFixedWindowQuota.
 //
 // Memory ordering: every access is relaxed. A decision reads and replaces one
 // word, the key's TAT; the modification order of that word alone serialises
@@ -19,122 +20,13 @@
 
 namespace portico {
 
-namespace detail {
-
-// Written only when a key enters the table, on its own cache line so that
-// those writes do not evict the read-mostly fields every check reads.
-struct alignas(64) ConcurrentCounters {
-  std::atomic<std::size_t> size{0};
-  std::atomic<std::uint64_t> evictions{0};
-};
-
-}  // namespace detail
-
 namespace {
 
+using detail::kRelaxed;
 using detail::now_ns;
 using detail::time_left;
 
-constexpr auto kRelaxed = std::memory_order_relaxed;
 constexpr std::int64_t kHandover = 0;
-
-// The outcome of one scan of a key's probe window.
-struct Scan {
-  detail::AtomicTatSlot* found = nullptr;
-  detail::AtomicTatSlot* candidate = nullptr;  // where to insert if not found
-  std::uint64_t candidate_key = 0;             // its key word as seen
-  std::int64_t candidate_tat = 0;              // its TAT as seen
-  detail::Claim claim = detail::Claim::empty;
-};
-
-Scan scan(detail::AtomicTatSlot* slots, std::size_t slot_count, std::uint64_t hash,
-          TimePoint now) noexcept {
-  Scan result;
-  detail::AtomicTatSlot* empty = nullptr;
-  detail::AtomicTatSlot* reclaimable = nullptr;
-  std::uint64_t reclaimable_key = 0;
-  std::int64_t reclaimable_tat = 0;
-  detail::AtomicTatSlot* victim = nullptr;
-  std::uint64_t victim_key = 0;
-  std::int64_t victim_tat = 0;
-  std::int64_t victim_left = 0;
-  detail::AtomicTatSlot* parked = nullptr;
-  std::uint64_t parked_key = 0;
-  std::size_t i = detail::home_slot(hash, slot_count);
-  const std::size_t length = detail::probe_length(slot_count);
-  for (std::size_t step = 0; step < length; ++step, i = detail::next_slot(i, slot_count)) {
-    detail::AtomicTatSlot& slot = slots[i];
-    const std::uint64_t key = slot.key_hash.load(kRelaxed);
-    if (key == hash) {
-      result.found = &slot;
-      return result;
-    }
-    if (key == 0) {
-      empty = &slot;
-      break;
-    }
-    if (reclaimable != nullptr) continue;
-    const std::int64_t tat = slot.tat_ns.load(kRelaxed);
-    if (tat == kHandover) {  // another thread is taking this slot: the last resort
-      if (parked == nullptr) {
-        parked = &slot;
-        parked_key = key;
-      }
-      continue;
-    }
-    const std::int64_t left = time_left(tat, now);
-    if (left <= 0) {
-      reclaimable = &slot;
-      reclaimable_key = key;
-      reclaimable_tat = tat;
-    } else if (victim == nullptr || left < victim_left) {
-      victim = &slot;
-      victim_key = key;
-      victim_tat = tat;
-      victim_left = left;
-    }
-  }
-  if (reclaimable != nullptr) {
-    result.candidate = reclaimable;
-    result.candidate_key = reclaimable_key;
-    result.candidate_tat = reclaimable_tat;
-    result.claim = detail::Claim::reclaimed;
-  } else if (empty != nullptr) {
-    result.candidate = empty;
-    result.claim = detail::Claim::empty;
-  } else if (victim != nullptr) {
-    result.candidate = victim;
-    result.candidate_key = victim_key;
-    result.candidate_tat = victim_tat;
-    result.claim = detail::Claim::evicted;
-  } else {
-    // Only with more threads claiming in one window than it has slots.
-    result.candidate = parked;
-    result.candidate_key = parked_key;
-    result.candidate_tat = kHandover;
-    result.claim = detail::Claim::evicted;
-  }
-  return result;
-}
-
-// Takes `slot` over for `hash` as the scan found it. Fails when another
-// thread changed the slot since; the caller then scans again.
-bool claim(detail::AtomicTatSlot& slot, const Scan& where, std::uint64_t hash) noexcept {
-  std::uint64_t expected_key = where.candidate_key;
-  if (where.claim == detail::Claim::empty) {
-    return slot.key_hash.compare_exchange_strong(expected_key, hash, kRelaxed);
-  }
-  // Parks the TAT at "handing over" first, so no other thread reclaims or
-  // evicts the slot while its key word changes.
-  std::int64_t expected_tat = where.candidate_tat;
-  if (!slot.tat_ns.compare_exchange_strong(expected_tat, kHandover, kRelaxed)) return false;
-  if (slot.key_hash.compare_exchange_strong(expected_key, hash, kRelaxed)) return true;
-  // The key changed between the scan's two reads: the parked TAT belongs to
-  // another key, so put it back unless that key has written since.
-  expected_tat = kHandover;
-  slot.tat_ns.compare_exchange_strong(expected_tat, where.candidate_tat, kRelaxed);
-  return false;
-}
 
 // Decides and records one request against `slot`, which held `hash` when it
 // was found or claimed. Returns nothing when the slot was handed to another
@@ -191,12 +83,13 @@ Decision ConcurrentKeyedLimiter::check(std::string_view key, TimePoint now,
   // Every pass that does not return follows a successful swap by another
   // thread, so some thread always makes progress (lock-free).
   for (;;) {
-    const Scan where = scan(slots_.get(), slot_count_, hash, now);
+    const auto where = detail::scan_concurrent(
+        slots_.get(), slot_count_, hash, [now](std::int64_t tat) { return time_left(tat, now); });
     detail::AtomicTatSlot* slot = where.found;
     if (slot == nullptr) {
       std::int64_t unused = 0;
       if (!in_range) return gcra_.decide(now_ns(now), now, cost, unused);
-      if (!claim(*where.candidate, where, hash)) continue;
+      if (!detail::claim_concurrent(where, hash)) continue;
       if (where.claim == detail::Claim::empty) counters_->size.fetch_add(1, kRelaxed);
       if (where.claim == detail::Claim::evicted) counters_->evictions.fetch_add(1, kRelaxed);
       slot = where.candidate;

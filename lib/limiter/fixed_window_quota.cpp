@@ -1,61 +1,15 @@
 // FixedWindowQuota: per-key counts per UTC calendar window.
-#include <string>
-
 #include "keyed_table.hpp"
 #include "portico/limiter.hpp"
+#include "quota_window.hpp"
 
 namespace portico {
 
-namespace {
-
-using std::chrono::days;
-using std::chrono::hours;
-using SysNanos = std::chrono::sys_time<Duration>;
-
-constexpr std::int64_t kMaxQuota = 0xffffffffLL;
-
-// The window containing a wall-clock instant: its index (any numbering that
-// differs between consecutive windows), its start and its end.
-struct WindowSpan {
-  std::int64_t index;
-  SysNanos start;
-  SysNanos end;
-};
-
-WindowSpan window_of(QuotaWindow window, SysNanos now) noexcept {
-  switch (window) {
-    case QuotaWindow::hour: {
-      const auto start = std::chrono::floor<hours>(now);
-      return {start.time_since_epoch().count(), start, start + hours{1}};
-    }
-    case QuotaWindow::day: {
-      const auto start = std::chrono::floor<days>(now);
-      return {start.time_since_epoch().count(), start, start + days{1}};
-    }
-    case QuotaWindow::month:
-      break;
-  }
-  const std::chrono::year_month_day date{std::chrono::floor<days>(now)};
-  const std::chrono::year_month month = date.year() / date.month();
-  const std::chrono::year_month next = month + std::chrono::months{1};
-  return {static_cast<std::int64_t>(int(date.year())) * 12 + unsigned(date.month()) - 1,
-          std::chrono::sys_days{month / 1}, std::chrono::sys_days{next / 1}};
-}
-
-}  // namespace
+using detail::SysNanos;
+using detail::WindowSpan;
 
 Result<FixedWindowQuota> FixedWindowQuota::create(const FixedWindowQuotaConfig& config) {
-  if (config.limit < 1 || config.limit > kMaxQuota) {
-    return make_error(ErrorKind::invalid_argument, "limit: must be in 1.." +
-                                                       std::to_string(kMaxQuota) + ", got " +
-                                                       std::to_string(config.limit));
-  }
-  if (config.window != QuotaWindow::hour && config.window != QuotaWindow::day &&
-      config.window != QuotaWindow::month) {
-    return make_error(ErrorKind::invalid_argument,
-                      "window: must be hour, day or month, got " +
-                          std::to_string(static_cast<unsigned>(config.window)));
-  }
+  if (Status valid = detail::check_quota_config(config); !valid) return std::move(valid).error();
   auto slot_count = detail::slot_count_for(config.max_keys);
   if (!slot_count) return std::move(slot_count).error();
   auto slots = detail::allocate_slots<detail::QuotaSlot>(*slot_count);
@@ -76,7 +30,7 @@ FixedWindowQuota::FixedWindowQuota(std::int64_t limit, QuotaWindow window, detai
 Decision FixedWindowQuota::check(std::string_view key, WallTime now, std::uint32_t cost) noexcept {
   const std::int64_t at = std::chrono::floor<Duration>(now).time_since_epoch().count();
   if (at < span_start_ns_ || at >= span_end_ns_) {
-    const WindowSpan span = window_of(window_, SysNanos(Duration(at)));
+    const WindowSpan span = detail::window_of(window_, SysNanos(Duration(at)));
     span_index_ = static_cast<std::uint32_t>(span.index);
     span_end_ns_ = span.end.time_since_epoch().count();
     span_start_ns_ = span.start.time_since_epoch().count();

@@ -9,11 +9,13 @@
 // key to another, never back to empty).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -156,6 +158,158 @@ const Slot* find(const Slot* slots, std::size_t slot_count, std::uint64_t hash) 
   for (std::size_t step = 0; step < length; ++step, i = next_slot(i, slot_count)) {
     if (slots[i].key_hash == hash) return &slots[i];
     if (slots[i].key_hash == 0) return nullptr;
+  }
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------
+// The lock-free variant, shared by ConcurrentKeyedLimiter and
+// ConcurrentFixedWindowQuota: slots of two atomic words, the key hash and a
+// payload word (a TAT, or a quota's window and count) whose value 0 means
+// "full allowance, being handed over". Never-used slots hold 0; a thread
+// taking over a used slot first swaps its payload to 0, then swaps the key
+// word. Scans never reclaim or evict a slot whose payload is 0, so a slot
+// being handed over cannot be taken twice. See concurrent_keyed_limiter.cpp
+// for the memory-ordering argument: every access is relaxed.
+
+inline constexpr auto kRelaxed = std::memory_order_relaxed;
+
+// Written only when a key enters the table, on its own cache line so that
+// those writes do not evict the read-mostly fields every check reads.
+struct alignas(64) ConcurrentCounters {
+  std::atomic<std::size_t> size{0};
+  std::atomic<std::uint64_t> evictions{0};
+};
+
+// The payload word of each atomic slot type.
+inline std::atomic<std::int64_t>& payload(AtomicTatSlot& slot) noexcept {
+  return slot.tat_ns;
+}
+inline std::atomic<std::uint64_t>& payload(AtomicQuotaSlot& slot) noexcept {
+  return slot.usage;
+}
+
+template <class Slot>
+using PayloadWord = decltype(payload(std::declval<Slot&>()).load());
+
+// The outcome of one scan of a key's probe window.
+template <class Slot>
+struct ConcurrentScan {
+  Slot* found = nullptr;
+  Slot* candidate = nullptr;             // where to insert if not found
+  std::uint64_t candidate_key = 0;       // its key word as seen
+  PayloadWord<Slot> candidate_word = 0;  // its payload as seen
+  Claim claim = Claim::empty;
+};
+
+// Looks for `hash` in its probe window and, in case it is absent, picks where
+// to insert it: a reclaimable slot first, then the first empty one, then the
+// slot with the smallest score. `left(word)` says how much a used slot's
+// entry still matters: <= 0 when forgetting it changes nothing (reclaimable),
+// otherwise the smallest is the cheapest to evict.
+template <class Slot, class Left>
+ConcurrentScan<Slot> scan_concurrent(Slot* slots, std::size_t slot_count, std::uint64_t hash,
+                                     Left&& left) noexcept {
+  using Word = PayloadWord<Slot>;
+  ConcurrentScan<Slot> result;
+  Slot* empty = nullptr;
+  Slot* reclaimable = nullptr;
+  std::uint64_t reclaimable_key = 0;
+  Word reclaimable_word = 0;
+  Slot* victim = nullptr;
+  std::uint64_t victim_key = 0;
+  Word victim_word = 0;
+  std::int64_t victim_left = 0;
+  Slot* parked = nullptr;
+  std::uint64_t parked_key = 0;
+  std::size_t i = home_slot(hash, slot_count);
+  const std::size_t length = probe_length(slot_count);
+  for (std::size_t step = 0; step < length; ++step, i = next_slot(i, slot_count)) {
+    Slot& slot = slots[i];
+    const std::uint64_t key = slot.key_hash.load(kRelaxed);
+    if (key == hash) {
+      result.found = &slot;
+      return result;
+    }
+    if (key == 0) {
+      empty = &slot;
+      break;
+    }
+    if (reclaimable != nullptr) continue;
+    const Word word = payload(slot).load(kRelaxed);
+    if (word == 0) {  // another thread is taking this slot: the last resort
+      if (parked == nullptr) {
+        parked = &slot;
+        parked_key = key;
+      }
+      continue;
+    }
+    const std::int64_t matters = left(word);
+    if (matters <= 0) {
+      reclaimable = &slot;
+      reclaimable_key = key;
+      reclaimable_word = word;
+    } else if (victim == nullptr || matters < victim_left) {
+      victim = &slot;
+      victim_key = key;
+      victim_word = word;
+      victim_left = matters;
+    }
+  }
+  if (reclaimable != nullptr) {
+    result.candidate = reclaimable;
+    result.candidate_key = reclaimable_key;
+    result.candidate_word = reclaimable_word;
+    result.claim = Claim::reclaimed;
+  } else if (empty != nullptr) {
+    result.candidate = empty;
+    result.claim = Claim::empty;
+  } else if (victim != nullptr) {
+    result.candidate = victim;
+    result.candidate_key = victim_key;
+    result.candidate_word = victim_word;
+    result.claim = Claim::evicted;
+  } else {
+    // Only with more threads claiming in one window than it has slots.
+    result.candidate = parked;
+    result.candidate_key = parked_key;
+    result.candidate_word = 0;
+    result.claim = Claim::evicted;
+  }
+  return result;
+}
+
+// Takes the scan's candidate over for `hash`, as the scan found it. Fails
+// when another thread changed the slot since; the caller then scans again.
+template <class Slot>
+bool claim_concurrent(const ConcurrentScan<Slot>& where, std::uint64_t hash) noexcept {
+  using Word = PayloadWord<Slot>;
+  Slot& slot = *where.candidate;
+  std::uint64_t expected_key = where.candidate_key;
+  if (where.claim == Claim::empty) {
+    return slot.key_hash.compare_exchange_strong(expected_key, hash, kRelaxed);
+  }
+  // Parks the payload at "handing over" first, so no other thread reclaims
+  // or evicts the slot while its key word changes.
+  Word expected_word = where.candidate_word;
+  if (!payload(slot).compare_exchange_strong(expected_word, Word{0}, kRelaxed)) return false;
+  if (slot.key_hash.compare_exchange_strong(expected_key, hash, kRelaxed)) return true;
+  // The key changed between the scan's two reads: the parked payload belongs
+  // to another key, so put it back unless that key has written since.
+  expected_word = 0;
+  payload(slot).compare_exchange_strong(expected_word, where.candidate_word, kRelaxed);
+  return false;
+}
+
+// The slot of `hash`, or nullptr, for a look that must not claim.
+template <class Slot>
+Slot* find_concurrent(Slot* slots, std::size_t slot_count, std::uint64_t hash) noexcept {
+  std::size_t i = home_slot(hash, slot_count);
+  const std::size_t length = probe_length(slot_count);
+  for (std::size_t step = 0; step < length; ++step, i = next_slot(i, slot_count)) {
+    const std::uint64_t key = slots[i].key_hash.load(kRelaxed);
+    if (key == hash) return &slots[i];
+    if (key == 0) return nullptr;
   }
   return nullptr;
 }

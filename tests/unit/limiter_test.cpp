@@ -15,6 +15,7 @@
 #include <vector>
 
 using namespace std::chrono_literals;
+using portico::ConcurrentFixedWindowQuota;
 using portico::ConcurrentKeyedLimiter;
 using portico::Decision;
 using portico::Duration;
@@ -53,6 +54,13 @@ ConcurrentKeyedLimiter make_concurrent(GcraConfig rate, std::int64_t max_keys) {
 
 FixedWindowQuota make_quota(std::int64_t limit, QuotaWindow window, std::int64_t max_keys = 64) {
   auto quota = FixedWindowQuota::create({limit, window, max_keys, 42});
+  REQUIRE(quota.ok());
+  return std::move(*quota);
+}
+
+ConcurrentFixedWindowQuota make_shared_quota(std::int64_t limit, QuotaWindow window,
+                                             std::int64_t max_keys = 64) {
+  auto quota = ConcurrentFixedWindowQuota::create({limit, window, max_keys, 42});
   REQUIRE(quota.ok());
   return std::move(*quota);
 }
@@ -272,6 +280,12 @@ TEST_CASE("FixedWindowQuota rejects invalid limits, windows and sizes") {
   require_invalid(FixedWindowQuota::create({10, static_cast<QuotaWindow>(7), 10, 0}), "window");
   require_invalid(FixedWindowQuota::create({10, QuotaWindow::month, 0, 0}), "max_keys");
   CHECK(FixedWindowQuota::create({(std::int64_t{1} << 32) - 1, QuotaWindow::hour, 1, 0}).ok());
+  require_invalid(ConcurrentFixedWindowQuota::create({0, QuotaWindow::day, 10, 0}), "limit");
+  require_invalid(ConcurrentFixedWindowQuota::create({10, static_cast<QuotaWindow>(7), 10, 0}),
+                  "window");
+  require_invalid(ConcurrentFixedWindowQuota::create({10, QuotaWindow::hour, 0, 0}), "max_keys");
+  CHECK(ConcurrentFixedWindowQuota::create({(std::int64_t{1} << 32) - 1, QuotaWindow::day, 1, 0})
+            .ok());
 }
 
 TEST_CASE("the interval is period / rate in whole nanoseconds, tau is T * burst") {
@@ -897,6 +911,191 @@ TEST_CASE("a wall clock stepping back to an earlier window restarts that window'
 }
 
 // ---------------------------------------------------------------------------
+// Fixed-window quotas shared by several threads
+
+TEST_CASE("ConcurrentFixedWindowQuota from one thread decides as FixedWindowQuota") {
+  // Every window kind, costs in and out of range, a small table (reclaims
+  // and evictions) and a run across several window boundaries.
+  for (const QuotaWindow window : {QuotaWindow::hour, QuotaWindow::day, QuotaWindow::month}) {
+    CAPTURE(portico::quota_window_name(window));
+    FixedWindowQuota single = make_quota(7, window, 4);
+    ConcurrentFixedWindowQuota shared = make_shared_quota(7, window, 4);
+    std::mt19937 rng(5);
+    auto t = wall(2024y / January / 30, 22h);
+    for (int i = 0; i < 3000; ++i) {
+      t += std::chrono::seconds(rng() % 400);
+      const std::string key = "k" + std::to_string(rng() % 12);
+      const auto cost = static_cast<std::uint32_t>(rng() % 9);  // 0 and 8 are out of range
+      const Decision a = single.check(key, t, cost);
+      const Decision b = shared.check(key, t, cost);
+      CAPTURE(i);
+      REQUIRE(a.allowed == b.allowed);
+      REQUIRE(a.cost_out_of_range == b.cost_out_of_range);
+      REQUIRE(a.limit == b.limit);
+      REQUIRE(a.remaining == b.remaining);
+      REQUIRE(a.reset_after == b.reset_after);
+      REQUIRE(a.retry_after == b.retry_after);
+    }
+    CHECK(shared.size() == single.size());
+    CHECK(shared.evictions() == single.evictions());
+    CHECK(shared.evictions() > 0);
+  }
+}
+
+TEST_CASE("ConcurrentFixedWindowQuota: reclaims past windows, evicts the smallest count") {
+  ConcurrentFixedWindowQuota quota = make_shared_quota(100, QuotaWindow::hour, 1);  // 2 slots
+  REQUIRE(quota.capacity() == 2);
+  const auto t = wall(2024y / June / 1, 10h);
+  CHECK(quota.check("a", t, 1).allowed);
+  CHECK(quota.check("b", t, 30).allowed);
+  CHECK(quota.check("c", t + 1h, 5).allowed);
+  CHECK(quota.check("d", t + 1h, 50).allowed);
+  CHECK(quota.evictions() == 0);
+  CHECK(quota.size() == 2);
+  CHECK(quota.check("e", t + 1h, 1).allowed);  // "c" (5 used) goes, not "d" (50)
+  CHECK(quota.evictions() == 1);
+  CHECK(quota.check("d", t + 1h).remaining == 49);
+  CHECK(quota.memory_bytes() >= 2 * 16);
+}
+
+TEST_CASE("ConcurrentFixedWindowQuota: a reading one window behind counts in the later window") {
+  ConcurrentFixedWindowQuota quota = make_shared_quota(3, QuotaWindow::day);
+  const auto midnight = wall(2024y / May / 2);
+  CHECK(quota.check("k", midnight - 1s).remaining == 2);  // May 1
+  CHECK(quota.check("k", midnight + 1s).remaining == 2);  // May 2 restarts
+  // A thread that read the clock just before midnight counts in May 2, the
+  // entry's window, and is told when May 2 ends.
+  Decision d = quota.check("k", midnight - 1s);
+  CHECK(d.allowed);
+  CHECK(d.remaining == 1);
+  CHECK(d.reset_after == 24h + 1s);
+  CHECK(quota.check("k", midnight + 2s).remaining == 0);
+  d = quota.check("k", midnight - 2s);
+  CHECK_FALSE(d.allowed);
+  CHECK(d.retry_after == 24h + 2s);
+  // Two days back is a wall clock that stepped back: another window.
+  d = quota.check("k", midnight - 25h);
+  CHECK(d.allowed);
+  CHECK(d.remaining == 2);
+  CHECK(d.reset_after == 1h);
+}
+
+namespace {
+
+// `threads` threads each make `checks` requests of cost 1 for every key at
+// the wall times `time_of(thread, i)`, all starting together. Returns the
+// number allowed per key.
+template <class TimeOf>
+std::vector<std::int64_t> hammer(ConcurrentFixedWindowQuota& quota, int threads, int checks,
+                                 const std::vector<std::string>& keys, TimeOf time_of) {
+  std::barrier start(threads);
+  std::vector<std::vector<std::int64_t>> allowed(static_cast<std::size_t>(threads),
+                                                 std::vector<std::int64_t>(keys.size(), 0));
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      auto& mine = allowed[static_cast<std::size_t>(t)];
+      start.arrive_and_wait();
+      for (int i = 0; i < checks; ++i) {
+        for (std::size_t k = 0; k < keys.size(); ++k) {
+          const std::size_t index = (k + static_cast<std::size_t>(t) * 5) % keys.size();
+          if (quota.check(keys[index], time_of(t, i)).allowed) ++mine[index];
+        }
+      }
+    });
+  }
+  for (auto& thread : pool)
+    thread.join();
+  std::vector<std::int64_t> total(keys.size(), 0);
+  for (const auto& mine : allowed) {
+    for (std::size_t k = 0; k < keys.size(); ++k)
+      total[k] += mine[k];
+  }
+  return total;
+}
+
+}  // namespace
+
+TEST_CASE("threads hammering one quota key are allowed exactly the quota per window") {
+  // Long enough for the threads to overlap for most of the run.
+  constexpr std::int64_t kQuota = 500000;
+  constexpr int kThreads = 4;
+  constexpr int kChecks = 200000;  // 800,000 requests against a quota of 500,000
+  ConcurrentFixedWindowQuota quota = make_shared_quota(kQuota, QuotaWindow::day, 16);
+  const auto noon = wall(2024y / July / 4, 12h);
+  const auto allowed = hammer(quota, kThreads, kChecks, {"tenant"},
+                              [noon](int, int i) { return noon + std::chrono::milliseconds(i); });
+  CHECK(allowed[0] == kQuota);
+  CHECK(quota.size() == 1);
+  // The next day the count restarts, again exactly the quota.
+  const auto next = hammer(quota, kThreads, kChecks, {"tenant"}, [noon](int, int i) {
+    return noon + 24h + std::chrono::milliseconds(i);
+  });
+  CHECK(next[0] == kQuota);
+}
+
+TEST_CASE("threads sharing many quota keys: every key gets exactly its quota") {
+  constexpr std::int64_t kQuota = 37;
+  ConcurrentFixedWindowQuota quota = make_shared_quota(kQuota, QuotaWindow::hour, 64);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 48; ++i)
+    keys.push_back("tenant-" + std::to_string(i));
+  const auto t0 = wall(2024y / July / 4, 9h);
+  const auto allowed =
+      hammer(quota, 3, 40, keys, [t0](int, int i) { return t0 + std::chrono::seconds(i); });
+  for (std::size_t k = 0; k < keys.size(); ++k) {
+    CAPTURE(keys[k]);
+    CHECK(allowed[k] == kQuota);
+  }
+  CHECK(quota.size() == keys.size());
+  CHECK(quota.evictions() == 0);
+}
+
+TEST_CASE("threads straddling a window boundary cannot restart the count") {
+  // Each thread's clock flips between 23:59:59 and 00:00:00 on every
+  // request, as readings of threads around midnight interleave. A store that
+  // restarted the count whenever the window differed would let most of the
+  // 12,000 requests through; each window may only admit its quota.
+  constexpr std::int64_t kQuota = 500;
+  ConcurrentFixedWindowQuota quota = make_shared_quota(kQuota, QuotaWindow::day, 16);
+  const auto midnight = wall(2024y / December / 31);
+  const auto allowed = hammer(quota, 4, 3000, {"tenant"}, [midnight](int t, int i) {
+    return (t + i) % 2 == 0 ? midnight - 1s : midnight;
+  });
+  CHECK(allowed[0] >= kQuota);
+  CHECK(allowed[0] <= 2 * kQuota);
+  // The new day's count holds whatever the old day left: full, now.
+  CHECK_FALSE(quota.check("tenant", midnight + 1s).allowed);
+  CHECK_FALSE(quota.check("tenant", midnight - 1s).allowed);
+  CHECK(quota.check("tenant", midnight + 24h).allowed);
+}
+
+TEST_CASE("threads churning quota keys through a small table leave it consistent") {
+  ConcurrentFixedWindowQuota quota = make_shared_quota(3, QuotaWindow::hour, 8);  // 16 slots
+  std::vector<std::thread> pool;
+  const auto t0 = wall(2024y / July / 4, 9h);
+  for (int t = 0; t < 4; ++t) {
+    pool.emplace_back([&quota, t, t0] {
+      std::mt19937 rng(static_cast<unsigned>(t));
+      for (int i = 0; i < 4000; ++i) {
+        const auto key = "k" + std::to_string(rng() % 200);
+        (void)quota.check(key, t0 + std::chrono::seconds(i), 1 + rng() % 2);
+      }
+    });
+  }
+  for (auto& thread : pool)
+    thread.join();
+  CHECK(quota.size() <= quota.capacity());
+  CHECK(quota.evictions() > 0);
+  const auto later = t0 + 5h;
+  for (int i = 0; i < 3; ++i)
+    CHECK(quota.check("after", later).allowed);
+  const Decision d = quota.check("after", later);
+  CHECK_FALSE(d.allowed);
+  CHECK(d.retry_after == 1h);
+}
+
+// ---------------------------------------------------------------------------
 // The request path
 
 TEST_CASE("checks never allocate: new keys, reclaims, evictions and odd costs included") {
@@ -907,6 +1106,7 @@ TEST_CASE("checks never allocate: new keys, reclaims, evictions and odd costs in
   KeyedLimiter keyed = make_keyed({1, 1s, 2}, 8);
   ConcurrentKeyedLimiter concurrent = make_concurrent({1, 1s, 2}, 8);
   FixedWindowQuota quota = make_quota(5, QuotaWindow::hour, 8);
+  ConcurrentFixedWindowQuota shared_quota = make_shared_quota(5, QuotaWindow::hour, 8);
   const auto wall_start = FixedWindowQuota::WallTime(std::chrono::hours(480'000));
 
   const std::uint64_t before = portico::test::allocation_count();
@@ -918,10 +1118,12 @@ TEST_CASE("checks never allocate: new keys, reclaims, evictions and odd costs in
     allowed += keyed.check(key, kStart + elapsed, cost).allowed;
     allowed += concurrent.check(key, kStart + elapsed, cost).allowed;
     allowed += quota.check(key, wall_start + elapsed, cost).allowed;
+    allowed += shared_quota.check(key, wall_start + elapsed, cost).allowed;
   }
   CHECK(portico::test::allocation_count() - before == 0);
   CHECK(allowed > 0);
   CHECK(keyed.evictions() > 0);
   CHECK(concurrent.evictions() > 0);
   CHECK(quota.evictions() > 0);
+  CHECK(shared_quota.evictions() > 0);
 }
