@@ -1,9 +1,10 @@
 // Steady-state proxying allocates nothing on the loop thread: after a
 // warm-up, requests through the proxy (with filters that edit headers), to
 // an in-process handler, and through the gateway's full policy set
-// (observe with its access log, request-id, jwt-auth, rate-limit) cost no
-// heap allocation. Counted with tests/support/alloc_counter on the loop
-// thread only (the scripted upstream and the client allocate freely).
+// (observe with its access log, request-id, jwt-auth, rate-limit with a
+// plan's two windows and daily quota) cost no heap allocation. Counted with
+// tests/support/alloc_counter on the loop thread only (the scripted upstream and the client
+// allocate freely).
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -184,7 +185,10 @@ TEST_CASE("steady state: the full policy set allocates nothing on the loop") {
   const std::string issuer = "https://idp.example.com";
   auto consumers = filters::Consumers::create(
       {filters::ConsumerConfig{"alice", "gold", {}, {{issuer, "alice-sub"}}}},
-      {filters::PlanConfig{"gold", {{std::chrono::seconds(1), 1000000}}, 0}});
+      {filters::PlanConfig{
+          "gold",
+          {{std::chrono::seconds(1), 1000000}, {std::chrono::minutes(1), 10000000}},
+          1000000}});
   REQUIRE(consumers);
   detail::PluginEnv env;
   env.consumers = *consumers;
@@ -213,8 +217,9 @@ TEST_CASE("steady state: the full policy set allocates nothing on the loop") {
              R"({"jwks": {"keys": [{"kty": "oct", "kid": "hs", "alg": "HS256", "k": ")" +
                  b64(kSecret) + R"("}]}, "issuers": [")" + issuer + R"("], "audiences": ["api"]})",
              env));
-  o.filters.push_back(plugin(detail::build_rate_limit,
-                             R"({"limit_by": "consumer", "limits": {"minute": 1000000}})", env));
+  o.filters.push_back(plugin(
+      detail::build_rate_limit,
+      R"({"limit_by": "consumer", "limits": {"minute": 1000000}, "daily_quota": 1000000})", env));
   o.clusters.push_back(cluster_of("svc", {up.port()}));
   auto route = cluster_route("/api/**", "svc");
   route.name = "api";
@@ -229,8 +234,10 @@ TEST_CASE("steady state: the full policy set allocates nothing on the loop") {
     send_all(fd, request);
     std::string r = read_until(fd, [](const std::string& s) { return has_responses(s, 1); });
     REQUIRE(status_of(r) == 200);
-    // The policies ran: the rate-limit and request-id fields are there.
+    // The policies ran: the rate-limit and request-id fields are there, and
+    // the plan's daily quota, counted on every request, is the tightest.
     CHECK(r.find("X-RateLimit-Remaining: ") != std::string::npos);
+    CHECK(r.find("RateLimit: \"daily\";r=") != std::string::npos);
     CHECK(r.find("X-Request-ID: ") != std::string::npos);
   };
   for (int i = 0; i < 50; ++i)

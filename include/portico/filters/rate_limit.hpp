@@ -41,10 +41,14 @@
 // ("minute";r=42;t=17). A refusal is 429 with Retry-After and the JSON error
 // body.
 //
-// Memory: each window's table takes 32 bytes per key (max_keys), allocated
-// once, for the defaults at creation and for a plan at its first request.
-// Threading: the filter is shared by every worker; checks are lock-free
-// except the daily quota, a short critical section per check.
+// Memory: each window's table, and the quota's, takes 32 bytes per key
+// (max_keys), allocated once, for the defaults at creation and for a plan at
+// its first request.
+// Threading: the filter is shared by every worker. Every check is lock-free,
+// the daily quota's too (a ConcurrentFixedWindowQuota: one compare-and-swap
+// of the key's day and count, so no day admits more than the quota across
+// workers). The only lock is taken by the first requests of a plan while its
+// tables are allocated.
 #pragma once
 
 #include <cstdint>

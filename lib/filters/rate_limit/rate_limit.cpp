@@ -35,23 +35,15 @@ struct Window {
   ConcurrentKeyedLimiter limiter;
 };
 
-// FixedWindowQuota serves one thread; the lock makes one quota hold across
-// workers. A check is a few dozen instructions, so the lock is held briefly.
-struct SharedQuota {
-  explicit SharedQuota(FixedWindowQuota q) : quota(std::move(q)) {}
-  std::mutex mu;
-  FixedWindowQuota quota;
-};
-
 // The limits one request is checked against: its plan's, or the defaults.
 // A plan without windows uses the default windows, one without a quota the
 // default quota (same tables, since the keys are the same).
 struct LimitSet {
   std::vector<Window> own_windows;
-  std::unique_ptr<SharedQuota> own_quota;
-  std::vector<Window>* windows = nullptr;  // shortest period first
-  SharedQuota* quota = nullptr;            // null: none
-  std::string policy;                      // the RateLimit-Policy value
+  std::unique_ptr<ConcurrentFixedWindowQuota> own_quota;
+  std::vector<Window>* windows = nullptr;       // shortest period first
+  ConcurrentFixedWindowQuota* quota = nullptr;  // null: none
+  std::string policy;                           // the RateLimit-Policy value
 };
 
 struct PlanSlot {
@@ -108,12 +100,14 @@ Result<std::vector<Window>> make_windows(std::vector<PlanLimit> limits, std::int
   return out;
 }
 
-Result<std::unique_ptr<SharedQuota>> make_quota(std::uint64_t daily, std::int64_t max_keys) {
-  if (daily == 0) return std::unique_ptr<SharedQuota>();
-  auto quota = FixedWindowQuota::create(
+// One table shared by every worker, lock-free like the windows' tables.
+Result<std::unique_ptr<ConcurrentFixedWindowQuota>> make_quota(std::uint64_t daily,
+                                                               std::int64_t max_keys) {
+  if (daily == 0) return std::unique_ptr<ConcurrentFixedWindowQuota>();
+  auto quota = ConcurrentFixedWindowQuota::create(
       FixedWindowQuotaConfig{static_cast<std::int64_t>(daily), QuotaWindow::day, max_keys, 0});
   if (!quota) return std::move(quota).error();
-  return std::make_unique<SharedQuota>(std::move(*quota));
+  return std::make_unique<ConcurrentFixedWindowQuota>(std::move(*quota));
 }
 
 std::string policy_of(const LimitSet& set) {
@@ -125,7 +119,7 @@ std::string policy_of(const LimitSet& set) {
   }
   if (set.quota != nullptr) {
     if (!out.empty()) out += ", ";
-    out += "\"daily\";q=" + std::to_string(set.quota->quota.limit()) + ";w=86400";
+    out += "\"daily\";q=" + std::to_string(set.quota->limit()) + ";w=86400";
   }
   return out;
 }
@@ -160,7 +154,7 @@ std::string_view format(char (&buf)[24], Int value) {
 class RateLimitFilter final : public proxy::Filter {
  public:
   RateLimitFilter(RateLimitOptions options, std::vector<Window> windows,
-                  std::unique_ptr<SharedQuota> quota)
+                  std::unique_ptr<ConcurrentFixedWindowQuota> quota)
       : options_(std::move(options)), plans_(std::make_unique<PlanSlot[]>(options_.max_plans)) {
     defaults_.own_windows = std::move(windows);
     defaults_.windows = &defaults_.own_windows;
@@ -185,11 +179,7 @@ class RateLimitFilter final : public proxy::Filter {
       consider(*reported, w.name, d);
     }
     if (set.quota != nullptr) {
-      Decision d;
-      {
-        std::lock_guard<std::mutex> lock(set.quota->mu);
-        d = set.quota->quota.check(key, std::chrono::system_clock::now());
-      }
+      const Decision d = set.quota->check(key, std::chrono::system_clock::now());
       if (!d.allowed) return refuse(ctx, *reported, "daily", d);
       consider(*reported, "daily", d);
     }
@@ -278,13 +268,17 @@ class RateLimitFilter final : public proxy::Filter {
   }
 
   // The limits of a plan, created at its first request. Published slots
-  // are never changed, so readers scan them without a lock.
+  // are never changed, so readers scan them without a lock. The lock is
+  // taken only by a request of a plan not yet published, while its tables
+  // are allocated (once per plan); with every slot taken, a further plan's
+  // requests get the defaults without it.
   LimitSet& for_plan(std::string_view plan) {
     if (!options_.plan_of) return defaults_;
     std::size_t n = published_.load(std::memory_order_acquire);
     for (std::size_t i = 0; i < n; ++i) {
       if (plans_[i].name == plan) return plans_[i].set ? *plans_[i].set : defaults_;
     }
+    if (n == options_.max_plans) return defaults_;
     std::lock_guard<std::mutex> lock(create_mu_);
     n = published_.load(std::memory_order_relaxed);
     for (std::size_t i = 0; i < n; ++i) {
