@@ -28,11 +28,30 @@ constexpr std::int64_t kMaxKeys = std::int64_t{1} << 24;
 constexpr std::size_t kMaxPlans = 1024;
 constexpr std::uint64_t kMaxDailyQuota = 0xffffffffULL;
 
+// The parts of the response fields that only depend on the window, written
+// once when its table is created, so that a response formats nothing but
+// its two numbers (remaining and reset).
+struct WindowText {
+  std::string name;              // in the RateLimit fields: "minute", "90s", "daily"
+  std::string limit;             // X-RateLimit-Limit
+  std::string rate_limit_start;  // RateLimit up to the remaining count: "minute";r=
+};
+
+WindowText window_text(std::string name, std::int64_t limit) {
+  std::string start = '"' + name + "\";r=";
+  return WindowText{std::move(name), std::to_string(limit), std::move(start)};
+}
+
 struct Window {
-  std::string name;  // in the RateLimit fields: "minute", or "90s"
+  WindowText text;
   Duration period;
   std::int64_t limit;
   ConcurrentKeyedLimiter limiter;
+};
+
+struct Quota {
+  WindowText text;
+  ConcurrentFixedWindowQuota table;
 };
 
 // The limits one request is checked against: its plan's, or the defaults.
@@ -40,10 +59,10 @@ struct Window {
 // default quota (same tables, since the keys are the same).
 struct LimitSet {
   std::vector<Window> own_windows;
-  std::unique_ptr<ConcurrentFixedWindowQuota> own_quota;
-  std::vector<Window>* windows = nullptr;       // shortest period first
-  ConcurrentFixedWindowQuota* quota = nullptr;  // null: none
-  std::string policy;                           // the RateLimit-Policy value
+  std::unique_ptr<Quota> own_quota;
+  std::vector<Window>* windows = nullptr;  // shortest period first
+  Quota* quota = nullptr;                  // null: none
+  std::string policy;                      // the RateLimit-Policy value
 };
 
 struct PlanSlot {
@@ -95,31 +114,32 @@ Result<std::vector<Window>> make_windows(std::vector<PlanLimit> limits, std::int
     KeyedLimiterConfig config{GcraConfig{limit, l.period, limit - 1}, max_keys, 0};
     auto limiter = ConcurrentKeyedLimiter::create(config);
     if (!limiter) return std::move(limiter).error();
-    out.push_back(Window{window_name(l.period), l.period, limit, std::move(*limiter)});
+    out.push_back(
+        Window{window_text(window_name(l.period), limit), l.period, limit, std::move(*limiter)});
   }
   return out;
 }
 
 // One table shared by every worker, lock-free like the windows' tables.
-Result<std::unique_ptr<ConcurrentFixedWindowQuota>> make_quota(std::uint64_t daily,
-                                                               std::int64_t max_keys) {
-  if (daily == 0) return std::unique_ptr<ConcurrentFixedWindowQuota>();
-  auto quota = ConcurrentFixedWindowQuota::create(
-      FixedWindowQuotaConfig{static_cast<std::int64_t>(daily), QuotaWindow::day, max_keys, 0});
-  if (!quota) return std::move(quota).error();
-  return std::make_unique<ConcurrentFixedWindowQuota>(std::move(*quota));
+Result<std::unique_ptr<Quota>> make_quota(std::uint64_t daily, std::int64_t max_keys) {
+  if (daily == 0) return std::unique_ptr<Quota>();
+  const auto limit = static_cast<std::int64_t>(daily);
+  auto table = ConcurrentFixedWindowQuota::create(
+      FixedWindowQuotaConfig{limit, QuotaWindow::day, max_keys, 0});
+  if (!table) return std::move(table).error();
+  return std::make_unique<Quota>(Quota{window_text("daily", limit), std::move(*table)});
 }
 
 std::string policy_of(const LimitSet& set) {
   std::string out;
   for (const Window& w : *set.windows) {
     if (!out.empty()) out += ", ";
-    out += '"' + w.name + "\";q=" + std::to_string(w.limit) +
+    out += '"' + w.text.name + "\";q=" + std::to_string(w.limit) +
            ";w=" + std::to_string(std::chrono::duration_cast<seconds>(w.period).count());
   }
   if (set.quota != nullptr) {
     if (!out.empty()) out += ", ";
-    out += "\"daily\";q=" + std::to_string(set.quota->limit()) + ";w=86400";
+    out += '"' + set.quota->text.name + "\";q=" + set.quota->text.limit + ";w=86400";
   }
   return out;
 }
@@ -127,34 +147,55 @@ std::string policy_of(const LimitSet& set) {
 // What the response fields report: the tightest window of the request.
 struct Reported {
   const LimitSet* set = nullptr;
-  std::string_view window;
-  std::int64_t limit = 0;
+  const WindowText* window = nullptr;  // null: none reported
   std::int64_t remaining = 0;
   Duration reset_after{0};
 };
 
 // The window with the fewest requests left; of two, the one that takes
-// longer to refill.
-void consider(Reported& r, std::string_view window, const Decision& d) {
-  if (r.window.empty() || d.remaining < r.remaining ||
+// longer to refill. (A decision's limit is its window's, in the text.)
+void consider(Reported& r, const WindowText& window, const Decision& d) {
+  if (r.window == nullptr || d.remaining < r.remaining ||
       (d.remaining == r.remaining && d.reset_after > r.reset_after)) {
-    r.window = window;
-    r.limit = d.limit;
+    r.window = &window;
     r.remaining = d.remaining;
     r.reset_after = d.reset_after;
   }
 }
 
-template <class Int>
-std::string_view format(char (&buf)[24], Int value) {
-  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
-  return {buf, static_cast<std::size_t>(ec == std::errc() ? end - buf : 0)};
+// Appends `value` in decimal to [*at, end), or nothing if it does not fit.
+// Returns the text written.
+std::string_view append_decimal(char*& at, char* end, std::int64_t value) {
+  const auto [stop, ec] = std::to_chars(at, end, value);
+  if (ec != std::errc()) return {};
+  const std::string_view written(at, static_cast<std::size_t>(stop - at));
+  at = stop;
+  return written;
 }
+
+// Appends `text` to [*at, end), cut short if it does not fit.
+void append(char*& at, char* end, std::string_view text) {
+  const std::size_t n = std::min(text.size(), static_cast<std::size_t>(end - at));
+  if (n > 0) std::memcpy(at, text.data(), n);
+  at += n;
+}
+
+// A request's key as a prefix ("c:", "h:", "i:" or none) and a value.
+struct Key {
+  std::string_view prefix;
+  std::string_view value;
+  // Writes prefix + value at `out` (room for both) and returns it.
+  std::string_view join(char* out) const {
+    std::memcpy(out, prefix.data(), prefix.size());
+    if (!value.empty()) std::memcpy(out + prefix.size(), value.data(), value.size());
+    return {out, prefix.size() + value.size()};
+  }
+};
 
 class RateLimitFilter final : public proxy::Filter {
  public:
   RateLimitFilter(RateLimitOptions options, std::vector<Window> windows,
-                  std::unique_ptr<ConcurrentFixedWindowQuota> quota)
+                  std::unique_ptr<Quota> quota)
       : options_(std::move(options)), plans_(std::make_unique<PlanSlot[]>(options_.max_plans)) {
     defaults_.own_windows = std::move(windows);
     defaults_.windows = &defaults_.own_windows;
@@ -168,71 +209,74 @@ class RateLimitFilter final : public proxy::Filter {
   FilterStatus on_request_headers(RequestContext& ctx) override {
     const RequestState* state = find_request_state(ctx);
     LimitSet& set = state != nullptr && !state->plan.empty() ? for_plan(state->plan) : defaults_;
-    const std::string_view key = key_of(ctx, state);
-    auto* reported = new (ctx.allocate(sizeof(Reported), alignof(Reported))) Reported{};
+    // One arena block holds the response fields' state and the key's text.
+    const Key parts = key_of(ctx, state);
+    const std::size_t key_size = parts.prefix.size() + parts.value.size();
+    auto* block = static_cast<char*>(ctx.allocate(sizeof(Reported) + key_size, alignof(Reported)));
+    auto* reported = new (block) Reported{};
+    const std::string_view key =
+        parts.prefix.empty() ? parts.value : parts.join(block + sizeof(Reported));
     reported->set = &set;
     ctx.set_state(reported);
     const TimePoint now = ctx.start_time();
     for (Window& w : *set.windows) {
       const Decision d = w.limiter.check(key, now);
-      if (!d.allowed) return refuse(ctx, *reported, w.name, d);
-      consider(*reported, w.name, d);
+      if (!d.allowed) return refuse(ctx, *reported, w.text, d);
+      consider(*reported, w.text, d);
     }
     if (set.quota != nullptr) {
-      const Decision d = set.quota->check(key, std::chrono::system_clock::now());
-      if (!d.allowed) return refuse(ctx, *reported, "daily", d);
-      consider(*reported, "daily", d);
+      const Decision d = set.quota->table.check(key, std::chrono::system_clock::now());
+      if (!d.allowed) return refuse(ctx, *reported, set.quota->text, d);
+      consider(*reported, set.quota->text, d);
     }
     return FilterStatus::next;
   }
 
   FilterStatus on_response_headers(RequestContext& ctx) override {
     const auto* r = static_cast<const Reported*>(ctx.state());
-    if (!options_.headers || r == nullptr || r->window.empty()) return FilterStatus::next;
-    char buf[24];
-    ctx.set_response_header("X-RateLimit-Limit", format(buf, r->limit));
-    ctx.set_response_header("X-RateLimit-Remaining", format(buf, r->remaining));
-    const std::int64_t reset = ceil_seconds(r->reset_after);
-    ctx.set_response_header("X-RateLimit-Reset", format(buf, reset));
-    ctx.set_response_header("RateLimit-Policy", r->set->policy);
-    // "<window>";r=<remaining>;t=<reset>
+    if (!options_.headers || r == nullptr || r->window == nullptr) return FilterStatus::next;
+    // RateLimit is "<window>";r=<remaining>;t=<reset>: the two numbers are
+    // written once, into it, and X-RateLimit-Remaining and -Reset are views
+    // of them. (The start is at most 14 bytes: "31622400s";r= for 366 days.)
     char field[96];
-    std::size_t n = 0;
-    auto put = [&](std::string_view s) {
-      const std::size_t k = std::min(s.size(), sizeof field - n);
-      if (k > 0) std::memcpy(field + n, s.data(), k);
-      n += k;
-    };
-    put("\"");
-    put(r->window);
-    put("\";r=");
-    put(format(buf, r->remaining));
-    put(";t=");
-    put(format(buf, reset));
-    ctx.set_response_header("RateLimit", std::string_view(field, n));
+    char* at = field;
+    char* const end = field + sizeof field;
+    append(at, end, r->window->rate_limit_start);
+    const std::string_view remaining = append_decimal(at, end, r->remaining);
+    append(at, end, ";t=");
+    const std::string_view reset = append_decimal(at, end, ceil_seconds(r->reset_after));
+    ctx.set_response_header("X-RateLimit-Limit", r->window->limit);
+    ctx.set_response_header("X-RateLimit-Remaining", remaining);
+    ctx.set_response_header("X-RateLimit-Reset", reset);
+    ctx.set_response_header("RateLimit-Policy", r->set->policy);
+    ctx.set_response_header("RateLimit",
+                            std::string_view(field, static_cast<std::size_t>(at - field)));
     return FilterStatus::next;
   }
 
  private:
-  FilterStatus refuse(RequestContext& ctx, Reported& r, std::string_view window,
+  FilterStatus refuse(RequestContext& ctx, Reported& r, const WindowText& window,
                       const Decision& d) {
-    r.window = window;
-    r.limit = d.limit;
+    r.window = &window;
     r.remaining = 0;
     r.reset_after = d.reset_after;
     char buf[24];
+    char* at = buf;
     // At least a second: a client told "0" would retry at once.
     const std::int64_t wait = std::max<std::int64_t>(1, ceil_seconds(d.retry_after));
-    const http::Header retry_after[] = {{"Retry-After", format(buf, wait)}};
+    const http::Header retry_after[] = {
+        {"Retry-After", append_decimal(at, buf + sizeof buf, wait)}};
     options_.rejections.inc(ctx.worker_index());
     detail::respond_error(ctx, 429, "rate limit exceeded", retry_after);
     return FilterStatus::respond;
   }
 
-  // The key in the arena. An anonymous request of a consumer limit and a
-  // request without the header of a header limit count against their
-  // client address, in a key space apart ("i:") from the ids and values.
-  std::string_view key_of(RequestContext& ctx, const RequestState* state) const {
+  // The key: a value the request holds, under a prefix for the key spaces
+  // of consumers and header values. An anonymous request of a consumer
+  // limit and a request without the header of a header limit count against
+  // their client address, in a key space apart ("i:") from the ids and
+  // values.
+  Key key_of(RequestContext& ctx, const RequestState* state) const {
     std::string_view prefix;
     std::string_view value;
     switch (options_.limit_by) {
@@ -251,9 +295,9 @@ class RateLimitFilter final : public proxy::Filter {
         break;
       }
       case RateLimitKey::ip:
-        return ctx.client_address();
+        return {{}, ctx.client_address()};
       case RateLimitKey::route:
-        return ctx.route_name();
+        return {{}, ctx.route_name()};
       case RateLimitKey::global:
         return {};
     }
@@ -261,10 +305,7 @@ class RateLimitFilter final : public proxy::Filter {
       prefix = "i:";
       value = ctx.client_address();
     }
-    auto* key = static_cast<char*>(ctx.allocate(prefix.size() + value.size(), 1));
-    std::memcpy(key, prefix.data(), prefix.size());
-    if (!value.empty()) std::memcpy(key + prefix.size(), value.data(), value.size());
-    return {key, prefix.size() + value.size()};
+    return {prefix, value};
   }
 
   // The limits of a plan, created at its first request. Published slots
