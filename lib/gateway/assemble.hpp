@@ -23,6 +23,9 @@ namespace portico::detail {
 struct AssembledConfig {
   std::vector<proxy::ClusterOptions> clusters;
   std::vector<proxy::RouteOptions> routes;
+  // The global plugins' chain, for requests no route takes
+  // (ServerOptions::unrouted_filters): a 404 gets its request id too.
+  std::vector<std::shared_ptr<proxy::Filter>> unrouted_filters;
   std::shared_ptr<const filters::Consumers> consumers;
   std::vector<std::string> route_names;    // configured routes, in order
   std::vector<std::string> service_names;  // configured services, in order

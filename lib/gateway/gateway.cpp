@@ -362,6 +362,7 @@ proxy::ServerOptions GatewayImpl::server_options(const Generation& g, std::size_
   o.clusters = g.assembled.clusters;
   o.routes = g.assembled.routes;
   o.filters.push_back(g.observe);
+  o.unrouted_filters = g.assembled.unrouted_filters;
   // The proxy's own errors in the policies' JSON shape.
   o.error_formatter = detail::format_proxy_error;
   unsigned first_index = 0;
