@@ -387,6 +387,9 @@ AssembledConfig assemble_gateway(const GatewayConfig& config, PluginEnv env,
   }
   out.consumers = *directory;
   env.consumers = out.consumers;
+  env.jwks_started = [&out](std::string_view source, std::shared_ptr<JwksSource> jwks) {
+    out.jwks_sources.push_back({std::string(source), std::move(jwks)});
+  };
 
   BuiltPlugins built;
   for_each_plugin_entry(config,
