@@ -727,7 +727,8 @@ void conn_find_client_ip(Conn* c, const http::RequestHead& head) {
       hop.remove_prefix(1);
     while (!hop.empty() && (hop.back() == ' ' || hop.back() == '\t'))
       hop.remove_suffix(1);
-    const auto address = detail::parse_ip_address(hop);
+    // A link-local hop may carry its zone ("fe80::1%eth0"): matched without it.
+    const auto address = detail::parse_ip_address_ignoring_zone(hop);
     if (!address) return;  // not an address: believe nothing further left
     c->x->client_ip_storage.assign(hop);
     c->x->client_ip = c->x->client_ip_storage;
