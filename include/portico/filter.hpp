@@ -25,11 +25,20 @@
 // then the whole body, up to the route's max_body_bytes, is collected and
 // on_request_body / on_response_body run once with it, and may replace it.
 //
+// on_early_error runs instead of the request phases when the proxy answers
+// a parsed request by itself before any filter saw it: no route matched
+// (404, 405), the target is not a path (400), or the declared body is
+// larger than the route allows (413). Every filter of the chain hears of
+// it, in order, before the answer is written, so that what a filter
+// records for the request (the request-id policy records its id) reaches
+// the error body, the response headers it sets and on_log.
+//
 // on_log runs once for every filter of the chain of every request whose head
 // was parsed, however it ended (answered, refused by a filter, failed
 // upstream, client gone), after the last byte was written or the connection
-// closed; an unrouted request (404, 405) has the global filters as its
-// chain. It is the place to release per-request state.
+// closed; an unrouted request (404, 405) has the global filters, then
+// ServerOptions::unrouted_filters, as its chain. It is the place to release
+// per-request state.
 //
 // Threading: phases run on the server's loop thread. A Filter may be shared
 // by several servers (workers) and must then be safe to call from their
@@ -206,6 +215,11 @@ class Filter {
   virtual FilterStatus on_response_body(RequestContext&, std::string_view /*body*/) {
     return FilterStatus::next;
   }
+  // The proxy is answering with an error of its own before the request
+  // phases (see the top of this file); response_status() and proxy_error()
+  // say which. The filter may record state and set response headers; it
+  // cannot answer, pause or change the status.
+  virtual void on_early_error(RequestContext&) {}
   virtual void on_log(const RequestContext&) {}
 };
 

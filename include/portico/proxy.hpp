@@ -210,9 +210,16 @@ struct ServerOptions {
   unsigned worker_index = 0;
   std::vector<ClusterOptions> clusters;
   std::vector<RouteOptions> routes;
-  // Run for every request, before the route's filters. Their on_log runs
-  // for unrouted requests (404, 405, 400) too.
+  // Run for every request, before the route's filters. For unrouted
+  // requests (404, 405, 400) their on_early_error and on_log run.
   std::vector<std::shared_ptr<Filter>> filters;
+  // Filters that hear only of unrouted requests, after `filters`: their
+  // on_early_error and on_log run for them, and nothing else. For policies
+  // a host puts in every route's chain rather than in `filters` (so that a
+  // route can replace or switch them off) but that should still mark the
+  // answers no route gives: the gateway puts its global plugins here, so a
+  // 404 carries the request id its request-id policy would have used.
+  std::vector<std::shared_ptr<Filter>> unrouted_filters;
   // The body of the proxy's own error answers; empty: text/plain,
   // "<cause> (request <RequestContext::request_id()>)\n". Kept across
   // reload() like the listener.
@@ -288,8 +295,8 @@ class PORTICO_API Server {
   // start()).
   void stop(Duration drain, std::function<void()> on_stopped = {});
 
-  // Replaces the clusters, routes and global filters with those of
-  // `options` (its other fields are ignored: the listener, limits and
+  // Replaces the clusters, routes, global and unrouted filters with those
+  // of `options` (its other fields are ignored: the listener, limits and
   // timeouts stay). The new set is validated first; on error nothing
   // changes. Requests in flight finish on the set they started with, and
   // keep-alive connections stay open: only requests that start after the
@@ -302,10 +309,10 @@ class PORTICO_API Server {
   Status reload(ServerOptions options);
 
   // The expensive half of a reload: validates and compiles the clusters,
-  // routes and global filters of `options` (the other fields are ignored)
-  // into a table for this server. Any thread, also while the loop serves
-  // requests: it reads nothing the loop changes and opens no handle. Errors
-  // are those reload() returns, and then nothing changed.
+  // routes, global and unrouted filters of `options` (the other fields are
+  // ignored) into a table for this server. Any thread, also while the loop
+  // serves requests: it reads nothing the loop changes and opens no handle.
+  // Errors are those reload() returns, and then nothing changed.
   Result<PreparedRoutes> prepare(ServerOptions options) const;
   // The cheap half, on the loop thread: new requests use `routes` (made by
   // prepare() on this server), whose clusters start their timers, health

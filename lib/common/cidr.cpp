@@ -44,6 +44,19 @@ std::string address_text(const IpAddress& a) {
   return buf;
 }
 
+constexpr std::size_t kMaxZoneBytes = 64;
+
+// An interface name or number: what Linux and the BSDs name zones with.
+bool is_zone_id(std::string_view zone) noexcept {
+  if (zone.empty() || zone.size() > kMaxZoneBytes) return false;
+  for (char c : zone) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::optional<IpAddress> parse_ip_address(std::string_view text) noexcept {
@@ -60,11 +73,28 @@ std::optional<IpAddress> parse_ip_address(std::string_view text) noexcept {
   return std::nullopt;
 }
 
+std::optional<IpAddress> parse_ip_address_ignoring_zone(std::string_view text) noexcept {
+  const std::size_t percent = text.find('%');
+  if (percent == std::string_view::npos) return parse_ip_address(text);
+  const std::string_view address = text.substr(0, percent);
+  // Only IPv6 text has zones: "10.0.0.1%eth0" is not an address.
+  if (address.find(':') == std::string_view::npos || !is_zone_id(text.substr(percent + 1)))
+    return std::nullopt;
+  return parse_ip_address(address);
+}
+
 Result<IpNetwork> parse_ip_network(std::string_view text) {
   auto fail = [&](std::string_view why) {
     return make_error(ErrorKind::malformed, fmt::format("\"{}\": {}", text, why));
   };
   if (text.empty()) return fail("an empty network");
+  if (const std::size_t percent = text.find('%'); percent != std::string_view::npos) {
+    const std::string_view zone = text.substr(percent, text.find('/', percent) - percent);
+    return fail(fmt::format(
+        "a zone id (\"{}\") cannot be part of a network: write the address without it (an "
+        "X-Forwarded-For address with a zone matches the network of its address)",
+        zone));
+  }
   const std::size_t slash = text.find('/');
   const std::string_view addr_text = text.substr(0, slash);
   IpAddress a;

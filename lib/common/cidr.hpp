@@ -10,6 +10,12 @@
 // read as 10.0.0.0/8, since it is usually a typo for /32 or another prefix).
 // IPv4-mapped IPv6 ("::ffff:10.0.0.0/104", a client "::ffff:10.1.2.3") are
 // treated as the IPv4 ones they carry, so one rule covers both socket kinds.
+//
+// Zone ids: a link-local IPv6 address may name the interface it was seen on
+// ("fe80::1%eth0"), and proxies write it so in X-Forwarded-For. A network
+// cannot carry one (a zone is where an address lives, not a range of
+// addresses), so networks refuse it with an error that says so, and
+// addresses read from forwarding headers are matched without it.
 #pragma once
 
 #include <sys/socket.h>
@@ -35,6 +41,11 @@ struct IpNetwork {
 // The error message quotes `text` and says what is wrong with it.
 Result<IpNetwork> parse_ip_network(std::string_view text);
 std::optional<IpAddress> parse_ip_address(std::string_view text) noexcept;
+// As parse_ip_address, and also an IPv6 address with a zone id
+// ("fe80::1%eth0", the zone 1 to 64 of [A-Za-z0-9._-]), which is left out:
+// for a hop of X-Forwarded-For, matched against networks that cannot name
+// a zone. An IPv4 address has no zone.
+std::optional<IpAddress> parse_ip_address_ignoring_zone(std::string_view text) noexcept;
 // The address of an AF_INET or AF_INET6 socket address (a peer), or
 // nullopt for another family.
 std::optional<IpAddress> ip_address_of(const sockaddr_storage& address) noexcept;

@@ -26,7 +26,8 @@ class IpRestriction final : public proxy::Filter {
   std::string_view name() const noexcept override { return "ip-restriction"; }
 
   proxy::FilterStatus on_request_headers(proxy::RequestContext& ctx) override {
-    const auto address = detail::parse_ip_address(ctx.client_address());
+    // The client address may come from X-Forwarded-For with a zone id.
+    const auto address = detail::parse_ip_address_ignoring_zone(ctx.client_address());
     if (address && !any_contains(deny_, *address) &&
         (allow_.empty() || any_contains(allow_, *address)))
       return proxy::FilterStatus::next;

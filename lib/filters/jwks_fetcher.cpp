@@ -107,6 +107,13 @@ Result<HttpUrl> parse_http_url(std::string_view url) {
   return out;
 }
 
+std::string url_for_display(std::string_view url) {
+  const std::size_t cut = url.find_first_of("?#");
+  std::string out(url.substr(0, cut));
+  if (cut != std::string_view::npos && url[cut] == '?') out += "?<redacted>";
+  return out;
+}
+
 // ------------------------------------------------------------- the fetch
 
 // One GET of the JWKS on the control loop: resolve, connect, send, read.
@@ -467,15 +474,19 @@ void JwksFetcher::fetch_done(bool ok, std::string body, std::string error) {
       error = st.error().message;
     }
   }
+  const auto now = std::chrono::system_clock::now();
   {
     std::lock_guard<std::mutex> lock(source_->mutex_);
     source_->in_flight_ = false;
+    JwksStatus& status = source_->status_;
+    status.last_fetch_failed = !ok;
     if (ok) {
-      ++source_->status_.fetches_ok;
+      ++status.fetches_ok;
+      status.last_success = now;
     } else {
-      ++source_->status_.fetches_failed;
-      source_->status_.last_error =
-          fmt::format("jwks {}: {}", source_->options_.url_text, std::move(error));
+      ++status.fetches_failed;
+      status.last_failure = now;
+      status.last_error = fmt::format("jwks {}: {}", source_->options_.url_text, std::move(error));
     }
     source_->release_waiters_locked();
   }
@@ -551,7 +562,9 @@ struct KeyWaiter {
 // ------------------------------------------------------------- the source
 
 JwksSource::JwksSource(std::shared_ptr<jwt::KeySetHolder> keys, JwksFetchOptions options)
-    : keys_(std::move(keys)), options_(std::move(options)) {}
+    : keys_(std::move(keys)), options_(std::move(options)) {
+  status_.url = options_.url_text;
+}
 
 JwksSource::~JwksSource() = default;
 
@@ -623,8 +636,13 @@ bool JwksSource::wait(uv_loop_t* worker_loop, proxy::ResumeHandle handle, KeyWai
 }
 
 JwksStatus JwksSource::status() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return status_;
+  JwksStatus out;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    out = status_;
+  }
+  out.keys = keys_->current()->size();
+  return out;
 }
 
 }  // namespace portico::detail

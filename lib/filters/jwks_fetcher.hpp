@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "../tls/tls_client.hpp"
+#include "jwks_status.hpp"
 #include "portico/clock.hpp"
 #include "portico/filter.hpp"
 #include "portico/jwt.hpp"
@@ -51,9 +52,14 @@ struct HttpUrl {
 // that says why.
 Result<HttpUrl> parse_http_url(std::string_view url);
 
+// `url` for messages, logs and the admin API: its query, which may carry
+// a key ("?api_key=..."), replaced by "?<redacted>", its fragment dropped.
+std::string url_for_display(std::string_view url);
+
 struct JwksFetchOptions {
   HttpUrl url;
-  std::string url_text;  // as configured: errors start "jwks <url_text>: "
+  // As configured, through url_for_display: errors start "jwks <url_text>: ".
+  std::string url_text;
   // The trust anchors of an https:// URL (required with one).
   std::shared_ptr<TlsClientContext> tls;
   Duration refresh_interval = std::chrono::minutes(10);
@@ -69,12 +75,6 @@ class KeyWaitTarget {
   virtual ~KeyWaitTarget() = default;
   // On the worker loop; `handle` may no longer be pending.
   virtual void keys_ready(proxy::ResumeHandle handle) = 0;
-};
-
-struct JwksStatus {
-  std::uint64_t fetches_ok = 0;
-  std::uint64_t fetches_failed = 0;
-  std::string last_error;  // of the last failed fetch; never holds a secret
 };
 
 class JwksFetcher;
@@ -109,6 +109,7 @@ class JwksSource : public std::enable_shared_from_this<JwksSource> {
   // at once. `target` must outlive the paused request.
   bool wait(uv_loop_t* worker_loop, proxy::ResumeHandle handle, KeyWaitTarget* target);
 
+  // How the fetches went, and the keys in force. Any thread.
   JwksStatus status() const;
 
  private:
@@ -128,5 +129,9 @@ class JwksSource : public std::enable_shared_from_this<JwksSource> {
   std::vector<KeyWaiter*> waiters_;
   JwksStatus status_;
 };
+
+// The JWKS source of a filter that filters::make_jwt_auth made for a
+// jwks_url and started fetching; null for any other filter.
+std::shared_ptr<JwksSource> jwks_source_of(const proxy::Filter& filter) noexcept;
 
 }  // namespace portico::detail

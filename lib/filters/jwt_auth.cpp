@@ -194,6 +194,8 @@ class JwtAuth final : public proxy::Filter, public detail::KeyWaitTarget {
     if (source_ != nullptr) source_->stop();
   }
 
+  const std::shared_ptr<detail::JwksSource>& source() const noexcept { return source_; }
+
   std::string_view name() const noexcept override { return "jwt-auth"; }
 
   proxy::FilterStatus on_request_headers(proxy::RequestContext& ctx) override {
@@ -599,7 +601,7 @@ Result<std::shared_ptr<proxy::Filter>> make_jwt_auth(JwtAuthOptions o) {
   if (url && !o.validate_only) {
     detail::JwksFetchOptions f;
     f.url = std::move(*url);
-    f.url_text = o.jwks_url;
+    f.url_text = detail::url_for_display(o.jwks_url);
     f.tls = std::move(tls);
     f.refresh_interval = o.jwks_refresh_interval;
     f.retry_interval = o.jwks_retry_interval;
@@ -613,3 +615,12 @@ Result<std::shared_ptr<proxy::Filter>> make_jwt_auth(JwtAuthOptions o) {
 }
 
 }  // namespace portico::filters
+
+namespace portico::detail {
+
+std::shared_ptr<JwksSource> jwks_source_of(const proxy::Filter& filter) noexcept {
+  const auto* jwt = dynamic_cast<const filters::JwtAuth*>(&filter);
+  return jwt != nullptr ? jwt->source() : nullptr;
+}
+
+}  // namespace portico::detail

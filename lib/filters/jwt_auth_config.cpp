@@ -1,6 +1,7 @@
 // The "jwt-auth" plugin's JSON config (docs/policies.md).
 #include <fmt/format.h>
 
+#include "jwks_fetcher.hpp"
 #include "option_error.hpp"
 #include "portico/filters/jwt_auth.hpp"
 #include "registry.hpp"
@@ -156,6 +157,14 @@ std::shared_ptr<proxy::Filter> build_jwt_auth(JsonObject& config, const PluginEn
   if (!filter) {
     report_option_error(config, filter.error());
     return nullptr;
+  }
+  if (env.jwks_started) {
+    if (auto source = jwks_source_of(**filter)) {
+      // The plugin entry's path ("routes[2].plugins[1]") names the source.
+      std::string path = config.path();
+      if (path.ends_with(".config")) path.resize(path.size() - 7);
+      env.jwks_started(path, std::move(source));
+    }
   }
   return std::move(*filter);
 }

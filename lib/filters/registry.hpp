@@ -18,6 +18,8 @@
 
 namespace portico::detail {
 
+class JwksSource;
+
 // What a plugin may use besides its own config.
 struct PluginEnv {
   std::shared_ptr<const filters::Consumers> consumers;  // never null (may be empty)
@@ -29,6 +31,10 @@ struct PluginEnv {
   // The counter a policy increments when it refuses a request for a limit
   // (portico_rate_limit_rejections_total{scope}); empty: no metrics.
   std::function<metrics::Counter(std::string_view scope)> rejection_counter;
+  // Told of every JWKS URL a plugin fetches from (jwt-auth's jwks_url), with
+  // the plugin entry's path ("routes[2].plugins[0]"), so that the gateway
+  // can show how its fetches go. Empty: nobody asks.
+  std::function<void(std::string_view source, std::shared_ptr<JwksSource> jwks)> jwks_started;
   // Runs a task on the control loop's thread (at once when called there).
   // The gateway destroys every plugin through it, so that a plugin with
   // handles on the control loop (a JWKS fetcher) is freed on that thread,

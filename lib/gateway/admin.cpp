@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "../filters/error_response.hpp"
+#include "observe.hpp"
 #include "portico/metrics.hpp"
 #include "portico/router.hpp"
 
@@ -86,6 +87,49 @@ void append_number(std::string& out, std::uint64_t value) {
   out.append(buf, end);
 }
 
+void append_string(std::string& out, std::string_view text) {
+  out += '"';
+  append_json_escaped(out, text);
+  out += '"';
+}
+
+void append_time(std::string& out, const std::optional<std::chrono::system_clock::time_point>& t) {
+  if (!t) {
+    out += "null";
+    return;
+  }
+  out += '"';
+  append_rfc3339_ms(out, *t);
+  out += '"';
+}
+
+// One JWKS URL: what it holds, how its fetches went, why the last failed.
+void append_jwks(std::string& out, const JwksReport& r) {
+  const JwksStatus& s = r.status;
+  out += "{\"source\":";
+  append_string(out, r.source);
+  out += ",\"url\":";
+  append_string(out, s.url);
+  out += ",\"keys\":";
+  append_number(out, s.keys);
+  out += ",\"fetches\":{\"ok\":";
+  append_number(out, s.fetches_ok);
+  out += ",\"error\":";
+  append_number(out, s.fetches_failed);
+  out += s.last_fetch_failed ? "},\"failing\":true" : "},\"failing\":false";
+  out += ",\"last_success\":";
+  append_time(out, s.last_success);
+  out += ",\"last_failure\":";
+  append_time(out, s.last_failure);
+  out += ",\"last_error\":";
+  if (s.last_error.empty()) {
+    out += "null";
+  } else {
+    append_string(out, s.last_error);
+  }
+  out += '}';
+}
+
 }  // namespace
 
 proxy::ServerOptions admin_server_options(const AdminOptions& options,
@@ -148,7 +192,12 @@ std::string format_status_json(const AdminStatus& s) {
   append_number(out, s.connections_total);
   out += "},\"generation\":";
   append_number(out, s.generation);
-  out += "}\n";
+  out += ",\"jwks\":[";
+  for (std::size_t i = 0; i < s.jwks.size(); ++i) {
+    if (i > 0) out += ',';
+    append_jwks(out, s.jwks[i]);
+  }
+  out += "]}\n";
   return out;
 }
 

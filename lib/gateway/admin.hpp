@@ -2,7 +2,8 @@
 // by default), whose routes are in-process handlers:
 //
 //   GET  /metrics   the Prometheus text format (version 0.0.4)
-//   GET  /status    {"version", "uptime_seconds", "workers", "connections", "generation"}
+//   GET  /status    {"version", "uptime_seconds", "workers", "connections", "generation",
+//                    "jwks": [one object per JWKS URL jwt-auth fetches]}
 //   GET  /config    the effective configuration, secrets redacted
 //   GET  /routes    the configured routes
 //   POST /reload    200 {"reloaded": true, "generation": N}
@@ -25,6 +26,7 @@
 #include <vector>
 
 #include "../config/json_reader.hpp"
+#include "../filters/jwks_status.hpp"
 #include "portico/clock.hpp"
 #include "portico/proxy.hpp"
 
@@ -69,10 +71,16 @@ struct AdminStatus {
   std::uint64_t connections_active = 0;
   std::uint64_t connections_total = 0;
   std::uint64_t generation = 0;
+  std::vector<JwksReport> jwks;  // the serving configuration's JWKS URLs
 };
 
 // {"version":"0.1.0","uptime_seconds":12.5,"workers":2,
-//  "connections":{"active":3,"total":40},"generation":1}
+//  "connections":{"active":3,"total":40},"generation":1,
+//  "jwks":[{"source":"routes[0].plugins[0]","url":"https://idp/jwks","keys":2,
+//           "fetches":{"ok":5,"error":1},"failing":false,
+//           "last_success":"2024-05-01T12:00:00.123Z","last_failure":"...",
+//           "last_error":"jwks https://idp/jwks: answered HTTP 503"}]}
+// Times and last_error are null when there was none.
 std::string format_status_json(const AdminStatus& status);
 
 // {"reloaded":true,"generation":N} or {"reloaded":false,"generation":N,"errors":[...]}

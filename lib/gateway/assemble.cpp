@@ -40,6 +40,9 @@ class ConsumerDispatch final : public proxy::Filter {
     proxy::Filter* f = pick(ctx);
     return f ? f->on_response_body(ctx, body) : proxy::FilterStatus::next;
   }
+  void on_early_error(proxy::RequestContext& ctx) override {
+    if (proxy::Filter* f = pick(ctx)) f->on_early_error(ctx);
+  }
   void on_log(const proxy::RequestContext& ctx) override {
     if (proxy::Filter* f = pick(ctx)) f->on_log(ctx);
   }
@@ -384,6 +387,9 @@ AssembledConfig assemble_gateway(const GatewayConfig& config, PluginEnv env,
   }
   out.consumers = *directory;
   env.consumers = out.consumers;
+  env.jwks_started = [&out](std::string_view source, std::shared_ptr<JwksSource> jwks) {
+    out.jwks_sources.push_back({std::string(source), std::move(jwks)});
+  };
 
   BuiltPlugins built;
   for_each_plugin_entry(config,
@@ -403,6 +409,9 @@ AssembledConfig assemble_gateway(const GatewayConfig& config, PluginEnv env,
     add_routes(r, route_chain(config, shared, r, built, env), handler, out);
     out.route_names.push_back(r.name);
   }
+  // What a route with no service and no plugins of its own would run: the
+  // global plugins, for the requests no route takes.
+  out.unrouted_filters = route_chain(config, shared, RouteConfig{}, built, env);
   return out;
 }
 

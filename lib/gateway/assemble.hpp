@@ -20,12 +20,22 @@
 
 namespace portico::detail {
 
+// A JWKS URL that a jwt-auth plugin of the configuration fetches from.
+struct JwksSourceRef {
+  std::string source;  // the plugin entry's JSON path: "routes[2].plugins[0]"
+  std::shared_ptr<JwksSource> jwks;
+};
+
 struct AssembledConfig {
   std::vector<proxy::ClusterOptions> clusters;
   std::vector<proxy::RouteOptions> routes;
+  // The global plugins' chain, for requests no route takes
+  // (ServerOptions::unrouted_filters): a 404 gets its request id too.
+  std::vector<std::shared_ptr<proxy::Filter>> unrouted_filters;
   std::shared_ptr<const filters::Consumers> consumers;
-  std::vector<std::string> route_names;    // configured routes, in order
-  std::vector<std::string> service_names;  // configured services, in order
+  std::vector<std::string> route_names;     // configured routes, in order
+  std::vector<std::string> service_names;   // configured services, in order
+  std::vector<JwksSourceRef> jwks_sources;  // in configuration order
 };
 
 // Builds every plugin entry of `config` (with `env`, whose consumers field

@@ -14,6 +14,7 @@
 
 #include "../config/gateway_config.hpp"
 #include "../filters/error_response.hpp"
+#include "../filters/jwks_fetcher.hpp"
 #include "admin.hpp"
 #include "assemble.hpp"
 #include "control_loop.hpp"
@@ -206,6 +207,7 @@ class GatewayImpl : public detail::AdminBackend {
   Status start_observability(const detail::AccessLogConfig& log);
   Status start_admin();
   Status start_listeners();
+  std::vector<detail::JwksReport> jwks_reports() const;
   void collect();
   void flush_stale_log();
   Result<ReloadResult> reload_on_control(std::string_view text, ConfigProblems& problems);
@@ -231,7 +233,18 @@ std::string GatewayImpl::status_json() {
     st.connections_total += s.connections_accepted;
   }
   st.generation = generation.load();
+  st.jwks = jwks_reports();
   return detail::format_status_json(st);
+}
+
+// How the serving configuration's JWKS URLs are faring. Control thread
+// (where `current` changes).
+std::vector<detail::JwksReport> GatewayImpl::jwks_reports() const {
+  std::vector<detail::JwksReport> out;
+  if (!current) return out;
+  for (const detail::JwksSourceRef& ref : current->assembled.jwks_sources)
+    out.push_back({ref.source, ref.jwks->status()});
+  return out;
 }
 
 std::string GatewayImpl::config_json() {
@@ -283,6 +296,7 @@ void GatewayImpl::collect() {
   }
   gateway_metrics.set_connections(sum);
   gateway_metrics.set_endpoints(endpoints);
+  gateway_metrics.set_jwks(jwks_reports());
 }
 
 // A worker's log buffer is its own thread's: each worker writes its stale
@@ -362,6 +376,7 @@ proxy::ServerOptions GatewayImpl::server_options(const Generation& g, std::size_
   o.clusters = g.assembled.clusters;
   o.routes = g.assembled.routes;
   o.filters.push_back(g.observe);
+  o.unrouted_filters = g.assembled.unrouted_filters;
   // The proxy's own errors in the policies' JSON shape.
   o.error_formatter = detail::format_proxy_error;
   unsigned first_index = 0;

@@ -253,6 +253,16 @@ Result<GatewayMetrics> GatewayMetrics::register_in(metrics::Registry& r) {
   take(r.counter("portico_rate_limit_rejections_total", "Requests refused by a rate limit.",
                  {"scope"}),
        m.rate_limit_rejections);
+  take(r.counter("portico_jwks_fetches_total", "JWKS fetches by jwt-auth, by result (ok, error).",
+                 {"source", "url", "result"}),
+       m.jwks_fetches);
+  take(r.gauge("portico_jwks_keys", "Keys in the JWKS in force (the last good fetch).",
+               {"source", "url"}),
+       m.jwks_keys);
+  take(r.gauge("portico_jwks_last_success_timestamp_seconds",
+               "When the JWKS was last fetched well, in Unix seconds (0: never).",
+               {"source", "url"}),
+       m.jwks_last_success);
   if (failed) return first;
   return m;
 }
@@ -268,6 +278,10 @@ void GatewayMetrics::set_connections(const proxy::ServerStats& stats) const {
 }
 
 namespace {
+
+double unix_seconds(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
 
 // Worse states sort higher: closed < half-open < open.
 int breaker_severity(BreakerState s) {
@@ -316,6 +330,20 @@ void GatewayMetrics::set_endpoints(std::span<const proxy::EndpointStatus> all) c
     if (auto g = breaker_state.series({service, endpoint}))
       g->set(static_cast<double>(static_cast<int>(m.breaker)));
     if (auto c = outlier_ejections.series({service, endpoint})) c->set(m.ejections);
+  }
+}
+
+void GatewayMetrics::set_jwks(std::span<const JwksReport> sources) const {
+  jwks_fetches.remove_all();
+  jwks_keys.remove_all();
+  jwks_last_success.remove_all();
+  for (const JwksReport& r : sources) {
+    const std::string_view source = r.source, url = r.status.url;
+    if (auto c = jwks_fetches.series({source, url, "ok"})) c->set(r.status.fetches_ok);
+    if (auto c = jwks_fetches.series({source, url, "error"})) c->set(r.status.fetches_failed);
+    if (auto g = jwks_keys.series({source, url})) g->set(static_cast<double>(r.status.keys));
+    if (auto g = jwks_last_success.series({source, url}))
+      g->set(r.status.last_success ? unix_seconds(*r.status.last_success) : 0.0);
   }
 }
 

@@ -24,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "../filters/jwks_status.hpp"
 #include "portico/breaker.hpp"
 #include "portico/clock.hpp"
 #include "portico/filter.hpp"
@@ -144,6 +145,9 @@ struct GatewayMetrics {
   metrics::GaugeFamily breaker_state;        // {service, endpoint}: 0 closed, 1 open, 2 half-open
   metrics::CounterFamily outlier_ejections;  // {service, endpoint}
   metrics::CounterFamily rate_limit_rejections;  // {scope}, incremented by the rate-limit policy
+  metrics::CounterFamily jwks_fetches;           // {source, url, result}: ok, error
+  metrics::GaugeFamily jwks_keys;                // {source, url}
+  metrics::GaugeFamily jwks_last_success;        // {source, url}, Unix seconds; 0: never
 
   // The rejection counter a rate-limit filter increments (with its
   // worker_index) for a scope it names at configuration time: "global",
@@ -162,6 +166,10 @@ struct GatewayMetrics {
   // reports (open, then half-open), and its ejections summed. Endpoints
   // absent from `all` disappear from the output.
   void set_endpoints(std::span<const proxy::EndpointStatus> all) const;
+  // The JWKS URLs of the configuration serving now (a reload's new
+  // jwt-auth plugins count their fetches afresh); sources absent from
+  // `sources` disappear from the output.
+  void set_jwks(std::span<const JwksReport> sources) const;
 };
 
 // ------------------------------------------------------------ the filter

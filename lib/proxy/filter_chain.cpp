@@ -260,6 +260,21 @@ void chain_response(Conn* c) {
   chain_run(c);
 }
 
+void chain_early_error(Conn* c, int status, std::string_view cause) {
+  Exchange* x = c->x;
+  // No request phase ran, so the slots still hold the last request's
+  // pointers: on_log must find them empty.
+  x->slots.assign(x->chain.size(), nullptr);
+  x->response_status = status;
+  x->error_text.assign(cause.substr(0, 400));
+  x->phase = Phase::early_error;
+  for (std::size_t i = 0; i < x->chain.size(); ++i) {
+    x->current = i;
+    x->chain[i]->on_early_error(x->ctx);
+  }
+  x->phase = Phase::none;
+}
+
 void chain_log(Conn* c) {
   Exchange* x = c->x;
   if (x == nullptr || x->logged || x->start == TimePoint{}) return;
@@ -388,6 +403,7 @@ std::optional<std::string_view> RequestContext::response_header(
   return x_->response_edits.lookup(name, o);
 }
 void RequestContext::set_response_status(int status) {
+  if (x_->phase == Phase::early_error) return;
   if (status >= 200 && status <= 599) x_->response_status = status;
 }
 void RequestContext::set_response_header(std::string_view name, std::string_view value) {
@@ -419,6 +435,7 @@ void RequestContext::replace_body(std::string_view body) {
 
 void RequestContext::respond(int status, std::string_view body,
                              std::span<const http::Header> headers) {
+  if (x_->phase == Phase::early_error) return;  // the proxy's answer stands
   if (status < 200 || status > 599) status = 500;
   x_->local_status = status;
   x_->response_status = status;

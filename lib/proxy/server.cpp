@@ -727,12 +727,23 @@ void conn_find_client_ip(Conn* c, const http::RequestHead& head) {
       hop.remove_prefix(1);
     while (!hop.empty() && (hop.back() == ' ' || hop.back() == '\t'))
       hop.remove_suffix(1);
-    const auto address = detail::parse_ip_address(hop);
+    // A link-local hop may carry its zone ("fe80::1%eth0"): matched without it.
+    const auto address = detail::parse_ip_address_ignoring_zone(hop);
     if (!address) return;  // not an address: believe nothing further left
     c->x->client_ip_storage.assign(hop);
     c->x->client_ip = c->x->client_ip_storage;
     if (!is_trusted_proxy(*c->server, *address)) return;
   }
+}
+
+// An error answer to a parsed request before its filters ran (no route, a
+// target that is not a path, a body over the route's limit): the chain
+// hears of it first (Filter::on_early_error), so that the answer and the
+// log carry what its filters record, such as the request id.
+void conn_refuse_early(Conn* c, int status, std::string_view cause,
+                       AfterError after = AfterError::keep_if_complete) {
+  chain_early_error(c, status, cause);
+  conn_respond_error(c, status, cause, after);
 }
 
 // Routes a complete head and starts its filter chain.
@@ -753,7 +764,7 @@ void conn_start_request(Conn* c) {
   x->start_ns = uv_hrtime();  // the loop's clock counts milliseconds: too coarse for logs
   x->table = s->table.get();
   ++x->table->users;
-  x->chain = x->table->set->global_filters;
+  x->chain = x->table->set->unrouted_chain;  // until a route matches
   c->cluster = nullptr;
   conn_find_client_ip(c, head);
   c->state = ConnState::reading_body;
@@ -770,13 +781,13 @@ void conn_start_request(Conn* c) {
     path = path.substr(0, q);
   }
   if (path.empty() || path.front() != '/') {
-    conn_respond_error(c, 400, "the request target is not a path", AfterError::close);
+    conn_refuse_early(c, 400, "the request target is not a path", AfterError::close);
     return;
   }
   x->path.resize(path.size());
   auto normal = normalize_path(path, std::span<char>(x->path.data(), x->path.size()));
   if (!normal) {
-    conn_respond_error(c, 400, "the request path is malformed", AfterError::close);
+    conn_refuse_early(c, 400, "the request path is malformed", AfterError::close);
     return;
   }
   x->path.resize(*normal);
@@ -797,7 +808,7 @@ void conn_start_request(Conn* c) {
   x->match = set.router.match(in);
   if (x->match.status != MatchStatus::matched) {
     const bool not_found = x->match.status == MatchStatus::not_found;
-    conn_respond_error(
+    conn_refuse_early(
         c, not_found ? 404 : 405,
         not_found ? "no route matches this request" : "the route does not allow this method");
     return;
@@ -813,7 +824,7 @@ void conn_start_request(Conn* c) {
   x->chain = c->route->filters;
   if (head.framing == http::Framing::content_length &&
       head.content_length > c->route->options->max_body_bytes) {
-    conn_respond_error(c, 413, "the request body is larger than this route allows");
+    conn_refuse_early(c, 413, "the request body is larger than this route allows");
     return;
   }
   chain_start(c);
@@ -1821,13 +1832,12 @@ Status compile_routes(RouteSet& set, const ClusterIndex& clusters) {
 
 }  // namespace
 
-Result<std::shared_ptr<const RouteSet>> compile_route_set(
-    std::vector<ClusterOptions> cluster_options, std::vector<RouteOptions> route_options,
-    std::vector<std::shared_ptr<Filter>> filters) {
+Result<std::shared_ptr<const RouteSet>> compile_route_set(ServerOptions& options) {
   auto set = std::make_shared<RouteSet>();
-  set->cluster_options = std::move(cluster_options);
-  set->route_options = std::move(route_options);
-  set->filter_options = std::move(filters);
+  set->cluster_options = std::move(options.clusters);
+  set->route_options = std::move(options.routes);
+  set->filter_options = std::move(options.filters);
+  set->unrouted_filter_options = std::move(options.unrouted_filters);
   auto clusters = index_clusters(set->cluster_options);
   if (!clusters) return std::move(clusters).error();
   for (std::size_t i = 0; i < set->filter_options.size(); ++i) {
@@ -1835,6 +1845,13 @@ Result<std::shared_ptr<const RouteSet>> compile_route_set(
       return make_error(ErrorKind::invalid_argument,
                         "filters[" + std::to_string(i) + "]: the filter is null");
     set->global_filters.push_back(set->filter_options[i].get());
+  }
+  set->unrouted_chain = set->global_filters;
+  for (std::size_t i = 0; i < set->unrouted_filter_options.size(); ++i) {
+    if (!set->unrouted_filter_options[i])
+      return make_error(ErrorKind::invalid_argument,
+                        "unrouted_filters[" + std::to_string(i) + "]: the filter is null");
+    set->unrouted_chain.push_back(set->unrouted_filter_options[i].get());
   }
   if (auto st = compile_routes(*set, *clusters); !st) return std::move(st).error();
   return std::shared_ptr<const RouteSet>(std::move(set));
@@ -2253,8 +2270,7 @@ Server::~Server() = default;
 
 Result<std::unique_ptr<Server>> Server::create(uv_loop_t* loop, ServerOptions options) {
   if (loop == nullptr) return make_error(ErrorKind::invalid_argument, "loop is null");
-  auto set = compile_route_set(std::move(options.clusters), std::move(options.routes),
-                               std::move(options.filters));
+  auto set = compile_route_set(options);
   if (!set) return std::move(set).error();
   return create(loop, std::move(options), std::move(*set));
 }
@@ -2265,6 +2281,7 @@ Result<std::unique_ptr<Server>> Server::create(uv_loop_t* loop, ServerOptions op
   options.clusters.clear();  // in `set`
   options.routes.clear();
   options.filters.clear();
+  options.unrouted_filters.clear();
   auto impl = std::make_unique<ServerImpl>(loop, std::move(options));
   if (auto st = impl->compile(std::move(set)); !st) return std::move(st).error();
   return std::unique_ptr<Server>(new Server(std::move(impl)));
@@ -2292,8 +2309,7 @@ Status Server::reload(ServerOptions options) {
 }
 
 Result<PreparedRoutes> Server::prepare(ServerOptions options) const {
-  auto set = compile_route_set(std::move(options.clusters), std::move(options.routes),
-                               std::move(options.filters));
+  auto set = compile_route_set(options);
   if (!set) return std::move(set).error();
   return prepare(std::move(*set));
 }

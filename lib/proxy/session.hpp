@@ -99,17 +99,20 @@ struct RouteSet {
   std::vector<ClusterOptions> cluster_options;
   std::vector<RouteOptions> route_options;
   std::vector<std::shared_ptr<Filter>> filter_options;
+  std::vector<std::shared_ptr<Filter>> unrouted_filter_options;
   Router router;
   std::vector<CompiledRoute> routes;  // by RouteId
   std::vector<Filter*> global_filters;
+  // The chain of a request no route takes: the global filters, then the
+  // unrouted ones (ServerOptions::unrouted_filters).
+  std::vector<Filter*> unrouted_chain;
   bool match_headers = false;  // a route has header predicates
 };
 
-// Validates the clusters, routes and filters and compiles them. Touches no
-// loop and no server: safe on any thread.
-Result<std::shared_ptr<const RouteSet>> compile_route_set(
-    std::vector<ClusterOptions> clusters, std::vector<RouteOptions> routes,
-    std::vector<std::shared_ptr<Filter>> filters);
+// Validates the clusters, routes and filters of `options` and compiles
+// them, moving them out of `options`. Touches no loop and no server: safe
+// on any thread.
+Result<std::shared_ptr<const RouteSet>> compile_route_set(ServerOptions& options);
 
 // What a reload replaces on one server: a shared RouteSet and this
 // server's clusters with their pools, health checkers and resolvers. A
@@ -287,6 +290,7 @@ enum class Phase : std::uint8_t {
   request_body,
   response_headers,
   response_body,
+  early_error,  // Filter::on_early_error
   done,
 };
 
@@ -466,6 +470,9 @@ struct Conn final : http::BodySink, Reply {
 void chain_start(Conn* c);
 // Runs the phase from x->filter on; what follows each phase is decided here.
 void chain_run(Conn* c);
+// Tells every filter of the chain that the proxy answers `status` before
+// the request phases (Filter::on_early_error); conn_respond_error follows.
+void chain_early_error(Conn* c, int status, std::string_view cause);
 // Calls on_log of every filter (once per request).
 void chain_log(Conn* c);
 // Runs the response phases for a response whose head is known (upstream or

@@ -10,13 +10,19 @@
 // TlsClientContext: what the sessions of one client share — the trust
 // anchors (a CA bundle in PEM, the system's by default), the mbedTLS
 // configuration (peer verification required, TLS 1.2 at least) and a CTR-DRBG
-// seeded once from the system's entropy.
+// seeded once from the system's entropy. Contexts made from a CA file that
+// has not changed (same inode, size and modification time) share its
+// parsed certificates instead of parsing it again, for as long as one of
+// them lives: a reload that rebuilds a context costs an fstat, not a parse.
 // TlsClientSession: one connection; verifies the server's certificate chain
 // against the context's anchors and its name against `server_name` (sent as
 // SNI too).
 //
 // Threading: a context and its sessions belong to one thread at a time (a
-// fetcher's loop). A context must outlive its sessions.
+// fetcher's loop). A context must outlive its sessions. Contexts sharing a
+// CA file's certificates may live on different threads: their sessions'
+// handshakes take turns (a lock held by step() while it verifies), off any
+// request path.
 #pragma once
 
 #include <cstddef>
@@ -44,6 +50,8 @@ class TlsClientContext {
 
   // The bundle the anchors came from, for messages.
   const std::string& ca_file() const noexcept { return ca_file_; }
+  // Whether both hold the same parsed certificates (one CA file, unchanged).
+  bool shares_anchors_with(const TlsClientContext& other) const noexcept;
 
  private:
   friend class TlsClientSession;

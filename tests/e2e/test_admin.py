@@ -60,7 +60,9 @@ class AdminApi(GatewayTestCase):
         self.assertEqual(r.status, 200)
         doc = r.json()
         self.assertEqual(set(doc), {"version", "uptime_seconds", "workers", "connections",
-                                    "generation"})
+                                    "generation", "jwks"})
+        # The secured route's keys are inline: no JWKS URL to report.
+        self.assertEqual(doc["jwks"], [])
         self.assertEqual(doc["workers"], 2)
         self.assertGreater(doc["uptime_seconds"], 0)
         self.assertIsInstance(doc["generation"], int)

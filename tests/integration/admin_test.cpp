@@ -157,6 +157,45 @@ TEST_CASE_FIXTURE(AdminFixture, "admin: GET /status, /config and /routes serve J
         "users");
 }
 
+TEST_CASE("admin: the status lists each JWKS URL with its keys, fetches, times and last error") {
+  using namespace std::chrono;
+  detail::AdminStatus s;
+  s.version = "0.1.0";
+  s.uptime = 2s;
+  s.workers = 1;
+  s.generation = 4;
+  CHECK(detail::format_status_json(s) ==
+        R"({"version":"0.1.0","uptime_seconds":2.000,"workers":1,)"
+        R"("connections":{"active":0,"total":0},"generation":4,"jwks":[]})"
+        "\n");
+  detail::JwksReport never;
+  never.source = "plugins[0]";
+  never.status.url = "https://idp.example/jwks?<redacted>";
+  never.status.fetches_failed = 2;
+  never.status.last_fetch_failed = true;
+  never.status.last_failure = sys_days{2024y / May / 1} + 12h + 30s + 5ms;
+  never.status.last_error = "jwks https://idp.example/jwks?<redacted>: answered \"HTTP\" 503";
+  detail::JwksReport healthy;
+  healthy.source = "routes[1].plugins[0]";
+  healthy.status.url = "http://127.0.0.1:9000/certs";
+  healthy.status.keys = 3;
+  healthy.status.fetches_ok = 5;
+  healthy.status.last_success = sys_days{2024y / May / 2};
+  s.jwks = {never, healthy};
+  CHECK(detail::format_status_json(s) ==
+        R"({"version":"0.1.0","uptime_seconds":2.000,"workers":1,)"
+        R"("connections":{"active":0,"total":0},"generation":4,"jwks":[)"
+        R"({"source":"plugins[0]","url":"https://idp.example/jwks?<redacted>","keys":0,)"
+        R"("fetches":{"ok":0,"error":2},"failing":true,"last_success":null,)"
+        R"("last_failure":"2024-05-01T12:00:30.005Z",)"
+        R"("last_error":"jwks https://idp.example/jwks?<redacted>: answered \"HTTP\" 503"},)"
+        R"({"source":"routes[1].plugins[0]","url":"http://127.0.0.1:9000/certs","keys":3,)"
+        R"("fetches":{"ok":5,"error":0},"failing":false,)"
+        R"("last_success":"2024-05-02T00:00:00.000Z","last_failure":null,"last_error":null}]})"
+        "\n");
+  CHECK(parse(detail::format_status_json(s)).is<picojson::object>());
+}
+
 TEST_CASE_FIXTURE(AdminFixture, "admin: POST /reload answers the new generation or the errors") {
   Response r = call(gw.port(), "POST", "/reload");
   CHECK(r.status == 200);

@@ -15,6 +15,7 @@
 #include <new>
 
 #include "../../lib/config/json_reader.hpp"
+#include "../../lib/filters/error_response.hpp"
 #include "../../lib/filters/registry.hpp"
 #include "../../lib/gateway/observe.hpp"
 #include "../../lib/jwt/base64url.hpp"
@@ -209,6 +210,7 @@ TEST_CASE("steady state: the full policy set allocates nothing on the loop") {
   REQUIRE(observe);
 
   proxy::ServerOptions o;
+  o.error_formatter = detail::format_proxy_error;  // JSON error bodies, as the gateway's
   o.filters.push_back(std::make_shared<CountFrom>());
   o.filters.push_back(*observe);
   o.filters.push_back(plugin(detail::build_request_id, "{}", env));
@@ -240,14 +242,33 @@ TEST_CASE("steady state: the full policy set allocates nothing on the loop") {
     CHECK(r.find("RateLimit: \"daily\";r=") != std::string::npos);
     CHECK(r.find("X-Request-ID: ") != std::string::npos);
   };
-  for (int i = 0; i < 50; ++i)
+  // An unrouted request on the same connection: the request-id policy
+  // marks its 404 too (and the jwt-auth state of the request before it must
+  // not leak into its on_log).
+  const std::string unrouted =
+      "GET /nowhere HTTP/1.1\r\nHost: a\r\nX-Request-ID: client-id-7\r\n\r\n";
+  auto miss = [&] {
+    send_all(fd, unrouted);
+    std::string r = read_until(fd, [](const std::string& s) { return has_responses(s, 1); });
+    REQUIRE(status_of(r) == 404);
+    CHECK(r.find("X-Request-ID: client-id-7\r\n") != std::string::npos);
+    CHECK(r.find(R"("request_id":"client-id-7")") != std::string::npos);
+  };
+  for (int i = 0; i < 50; ++i) {
     one();
+    miss();
+  }
   const std::uint64_t before = portico::test::thread_counted_allocations();
-  for (int i = 0; i < 200; ++i)
+  for (int i = 0; i < 200; ++i) {
     one();
+    miss();
+  }
   const std::uint64_t used = portico::test::thread_counted_allocations() - before;
   ::close(fd);
-  MESSAGE("loop-thread allocations for 200 requests through the full policy set: " << used);
+  MESSAGE(
+      "loop-thread allocations for 200 requests and 200 unrouted ones through the full "
+      "policy set: "
+      << used);
   CHECK(used == 0);
   log->flush();
   ::close(log_fd);

@@ -228,6 +228,17 @@ TEST_CASE("ip-restriction: the client address behind a trusted proxy; deny wins 
   CHECK(s.upstream_count() == passed + 1);
 }
 
+TEST_CASE("ip-restriction: an X-Forwarded-For address with a zone id matches without it") {
+  Setup s(ip_restriction({"fe80::/10"}, {"fe80::bad/128"}), {"127.0.0.1"});
+  CHECK(status_of(s.get("/api/x", from("fe80::1%eth0"))) == 200);
+  CHECK(status_of(s.get("/api/x", from("fe80::1%2"))) == 200);
+  check_forbidden(s.get("/api/x", from("fe80::bad%eth0")));
+  check_forbidden(s.get("/api/x", from("2001:db8::1%eth0")));
+  // A malformed zone is no address: the proxy itself is the client.
+  check_forbidden(s.get("/api/x", from("fe80::1%eth 0")));
+  check_forbidden(s.get("/api/x", from("fe80::1%")));
+}
+
 TEST_CASE("ip-restriction: an untrusted peer cannot choose its address with X-Forwarded-For") {
   Setup s(ip_restriction({"10.0.0.0/8"}, {}));
   check_forbidden(s.get("/api/x", from("10.1.2.3")));

@@ -388,3 +388,91 @@ TEST_CASE("filters: a null filter is a configuration error naming it") {
   CHECK(s.error().message == "routes[0].filters[0]: the filter is null");
   uv_loop_close(&loop);
 }
+
+namespace {
+
+// Keeps state on the requests it sees, and notes the early errors it hears
+// of and whether on_log finds its slot empty.
+class EarlyProbe : public proxy::Filter {
+ public:
+  EarlyProbe(std::string name, std::vector<std::string>* journal, std::mutex* mu)
+      : name_(std::move(name)), journal_(journal), mu_(mu) {}
+  FilterStatus on_request_headers(RequestContext& ctx) override {
+    ctx.set_state(ctx.allocate(8));
+    return FilterStatus::next;
+  }
+  void on_early_error(RequestContext& ctx) override {
+    note("early" + std::to_string(ctx.response_status()) + ":" + std::string(ctx.proxy_error()));
+    ctx.add_response_header("x-early", name_);
+    // Neither may replace the proxy's answer.
+    ctx.respond(200, "replaced");
+    ctx.set_response_status(204);
+  }
+  void on_log(const RequestContext& ctx) override {
+    note("log" + std::to_string(ctx.outcome().status) + (ctx.state() ? ":state" : ":empty"));
+  }
+
+ private:
+  void note(const std::string& what) {
+    std::lock_guard<std::mutex> lock(*mu_);
+    journal_->push_back(name_ + ":" + what);
+  }
+  std::string name_;
+  std::vector<std::string>* journal_;
+  std::mutex* mu_;
+};
+
+}  // namespace
+
+TEST_CASE("filters: on_early_error before the proxy's own early answers; empty slots in on_log") {
+  std::vector<std::string> journal;
+  std::mutex mu;
+  proxy::ServerOptions o;
+  o.filters.push_back(std::make_shared<EarlyProbe>("g", &journal, &mu));
+  o.unrouted_filters.push_back(std::make_shared<EarlyProbe>("u", &journal, &mu));
+  auto route = handler_route("/h", echo_handler());
+  route.max_body_bytes = 10;
+  route.filters.push_back(std::make_shared<EarlyProbe>("r", &journal, &mu));
+  o.routes.push_back(route);
+  Gateway gw(o);
+  auto settle = [&](std::size_t entries) {
+    for (int i = 0; i < 200; ++i) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (journal.size() >= entries) break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    std::vector<std::string> out;
+    out.swap(journal);
+    return out;
+  };
+
+  // One keep-alive connection: the routed request leaves state in the
+  // slots, which the unrouted one after it must not see.
+  const int fd = connect_to(gw.port());
+  REQUIRE(fd >= 0);
+  REQUIRE(send_all(fd, "GET /h HTTP/1.1\r\nHost: a\r\n\r\n"));
+  CHECK(status_of(read_until(fd, [](const std::string& s) { return has_responses(s, 1); })) == 200);
+  CHECK(settle(2) == std::vector<std::string>{"g:log200:state", "r:log200:state"});
+
+  REQUIRE(send_all(fd, "GET /nowhere HTTP/1.1\r\nHost: a\r\n\r\n"));
+  std::string r = read_until(fd, [](const std::string& s) { return has_responses(s, 1); });
+  CHECK(status_of(r) == 404);
+  CHECK(header_block(r).find("x-early: g\r\nx-early: u\r\n") != std::string::npos);
+  CHECK(r.find("replaced") == std::string::npos);
+  CHECK(settle(4) == std::vector<std::string>{"g:early404:no route matches this request",
+                                              "u:early404:no route matches this request",
+                                              "g:log404:empty", "u:log404:empty"});
+
+  // A body larger than the route allows: the route's chain hears of it.
+  REQUIRE(send_all(fd, "POST /h HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world"));
+  r = read_until(fd, [](const std::string& s) { return has_responses(s, 1); });
+  CHECK(status_of(r) == 413);
+  CHECK(header_block(r).find("x-early: g\r\nx-early: r\r\n") != std::string::npos);
+  const std::string cause = "the request body is larger than this route allows";
+  CHECK(settle(4) == std::vector<std::string>{"g:early413:" + cause, "r:early413:" + cause,
+                                              "g:log413:empty", "r:log413:empty"});
+  ::close(fd);
+}

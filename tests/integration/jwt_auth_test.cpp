@@ -931,3 +931,64 @@ TEST_CASE(
   }
   control.run([&] { filter.reset(); });
 }
+
+TEST_CASE("tls: contexts from an unchanged CA file share its certificates; a changed one is read") {
+  using Micros = std::chrono::duration<double, std::micro>;
+  // The system bundle, parsed once while a context holds it.
+  const auto t0 = Steady::now();
+  auto first = detail::TlsClientContext::create("");
+  const auto t1 = Steady::now();
+  auto again = detail::TlsClientContext::create("");
+  const auto t2 = Steady::now();
+  REQUIRE_MESSAGE(first, (first ? "" : first.error().message));
+  REQUIRE(again);
+  CHECK((*first)->shares_anchors_with(**again));
+  MESSAGE("TLS client context from the system CA bundle: parsed "
+          << Micros(t1 - t0).count() << " us, unchanged file " << Micros(t2 - t1).count() << " us");
+
+  // A CA file rewritten in place, or replaced by a rename, is read again,
+  // even while a context still holds what it held before.
+  HttpsServer server(pki().server);
+  server.serve(jwks_of({0}));
+  ControlThread control;
+  TempFile ca("changing-ca", pki().ca.cert_pem);
+  auto held = detail::TlsClientContext::create(ca.path());
+  REQUIRE(held);
+  auto same = detail::TlsClientContext::create(ca.path());
+  REQUIRE(same);
+  CHECK((*held)->shares_anchors_with(**same));
+  CHECK(fetch_once(control, server.url(), ca.path()).has_keys);
+
+  const auto stamp = std::filesystem::last_write_time(ca.path());
+  std::ofstream(ca.path(), std::ios::trunc) << pki().other_ca.cert_pem;
+  std::filesystem::last_write_time(ca.path(), stamp + std::chrono::seconds(1));
+  auto rewritten = detail::TlsClientContext::create(ca.path());
+  REQUIRE(rewritten);
+  CHECK_FALSE((*held)->shares_anchors_with(**rewritten));
+  FetchOutcome refused = fetch_once(control, server.url(), ca.path());
+  CHECK_FALSE(refused.has_keys);
+  CHECK(refused.status.last_error.find("not correctly signed by the trusted CA") !=
+        std::string::npos);
+
+  // The same bytes renamed onto the path with the same modification time:
+  // only the inode tells the files apart, and it is enough.
+  const std::string next = ca.path() + ".next";
+  auto replace_with = [&](const std::string& pem) {
+    std::ofstream(next) << pem;
+    std::filesystem::last_write_time(next, std::filesystem::last_write_time(ca.path()));
+    std::filesystem::rename(next, ca.path());
+  };
+  replace_with(pki().other_ca.cert_pem);
+  auto renamed = detail::TlsClientContext::create(ca.path());
+  REQUIRE(renamed);
+  CHECK_FALSE((*rewritten)->shares_anchors_with(**renamed));
+  // Back to the right CA the same way.
+  replace_with(pki().ca.cert_pem);
+  CHECK(fetch_once(control, server.url(), ca.path()).has_keys);
+
+  // A file that is not there (any more) is an error, not a cached success.
+  std::filesystem::remove(ca.path());
+  auto gone = detail::TlsClientContext::create(ca.path());
+  REQUIRE_FALSE(gone);
+  CHECK(gone.error().message == "\"" + ca.path() + "\" cannot be read");
+}

@@ -339,6 +339,53 @@ TEST_CASE("X-Forwarded-For from a trusted proxy is kept, and the client address 
   uv_loop_close(&loop);
 }
 
+TEST_CASE("X-Forwarded-For: hops with an IPv6 zone id are read, matched without the zone") {
+  Upstream up([](const std::string&) { return ok_response("ok"); });
+  std::string seen_client;
+  struct ClientProbe : proxy::Filter {
+    std::string* seen;
+    explicit ClientProbe(std::string* s) : seen(s) {}
+    proxy::FilterStatus on_request_headers(proxy::RequestContext& ctx) override {
+      *seen = std::string(ctx.client_address());
+      return proxy::FilterStatus::next;
+    }
+  };
+  proxy::ServerOptions o;
+  o.trusted_proxies = {"127.0.0.0/8", "fe80::/10"};
+  o.filters.push_back(std::make_shared<ClientProbe>(&seen_client));
+  o.clusters.push_back(cluster_of("svc", {up.port()}));
+  o.routes.push_back(cluster_route("/**", "svc"));
+  Gateway gw(o);
+  auto client_behind = [&](const std::string& xff) {
+    const std::string r =
+        roundtrip(gw.port(), "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: " + xff + "\r\n\r\n");
+    CHECK(status_of(r) == 200);
+    return seen_client;
+  };
+  // A trusted link-local proxy named with its zone: the hop before it is
+  // the client.
+  CHECK(client_behind("203.0.113.7, fe80::1%eth0") == "203.0.113.7");
+  CHECK(client_behind("203.0.113.7, fe80::1%eth0, 10.1.2.3") == "10.1.2.3");
+  // An untrusted client with a zone is the client, as written.
+  CHECK(client_behind("6.6.6.6, 2001:db8::7%eth1") == "2001:db8::7%eth1");
+  // A malformed zone is no address: nothing left of it is believed.
+  CHECK(client_behind("203.0.113.7, fe80::1%eth 0") == "127.0.0.1");
+  CHECK(client_behind("203.0.113.7, 10.0.0.1%eth0") == "127.0.0.1");
+
+  // The configured networks cannot carry a zone.
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  proxy::ServerOptions bad;
+  bad.trusted_proxies = {"127.0.0.0/8", "fe80::1%eth0"};
+  auto s = proxy::Server::create(&loop, bad);
+  REQUIRE_FALSE(s);
+  CHECK(s.error().message ==
+        "trusted_proxies[1]: \"fe80::1%eth0\": a zone id (\"%eth0\") cannot be part of a network: "
+        "write the address without it (an X-Forwarded-For address with a zone matches the "
+        "network of its address)");
+  uv_loop_close(&loop);
+}
+
 TEST_CASE("proxy: request bodies (length and chunked) and chunked responses stream through") {
   Upstream up([](const std::string& req) {
     // Echo the request body back, chunked.

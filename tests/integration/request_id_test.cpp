@@ -3,7 +3,10 @@
 // filters after it.
 #include <doctest/doctest.h>
 
+#include <mutex>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "../../lib/filters/error_response.hpp"
 #include "gateway.hpp"
@@ -197,4 +200,115 @@ TEST_CASE("request-id: errors of later filters carry the id; untrusted input is 
     CHECK(tp.substr(3, 32) != kTraceId);
     CHECK(tp.substr(53) == "00");
   }
+}
+
+namespace {
+
+// What on_log sees of an unrouted request: the id the error body quoted.
+class LogProbe : public proxy::Filter {
+ public:
+  void on_log(const proxy::RequestContext& ctx) override {
+    const filters::RequestState* s = filters::find_request_state(ctx);
+    std::lock_guard<std::mutex> lock(mutex_);
+    logged_.push_back(s != nullptr ? std::string(s->request_id) : std::string("<none>"));
+  }
+  // The next request's id, once logged: on_log runs after the last byte
+  // was written, which may be just after the client has read it.
+  std::string next() {
+    for (int i = 0; i < 200; ++i) {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (read_ < logged_.size()) return logged_[read_++];
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return "<not logged>";
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::string> logged_;
+  std::size_t read_ = 0;
+};
+
+// A server with one GET route; the request-id policy either global or
+// among the unrouted filters only.
+struct UnroutedSetup {
+  UnroutedSetup(filters::RequestIdOptions o, bool as_unrouted_filter)
+      : probe(std::make_shared<LogProbe>()) {
+    proxy::ServerOptions so;
+    auto rid = request_id_filter(std::move(o));
+    if (as_unrouted_filter) {
+      so.unrouted_filters.push_back(rid);
+    } else {
+      so.filters.push_back(rid);
+    }
+    so.unrouted_filters.push_back(probe);
+    so.error_formatter = detail::format_proxy_error;  // the gateway's JSON bodies
+    auto route = handler_route("/only-get", echo_handler());
+    route.methods = MethodSet{Method::get};
+    so.routes.push_back(route);
+    gw = std::make_unique<Gateway>(so);
+  }
+  std::string send(const std::string& request_line, const std::string& headers) {
+    return roundtrip(gw->port(), request_line + "\r\nHost: a\r\n" + headers + "\r\n");
+  }
+  std::shared_ptr<LogProbe> probe;
+  std::unique_ptr<Gateway> gw;
+};
+
+std::string error_json(const std::string& message, const std::string& id) {
+  return R"({"error":")" + message + R"(","request_id":")" + id + "\"}\n";
+}
+
+}  // namespace
+
+TEST_CASE("request-id: unrouted answers (404, 405, 400) carry the id in body, header and log") {
+  for (const bool as_unrouted_filter : {false, true}) {
+    CAPTURE(as_unrouted_filter);
+    UnroutedSetup s({}, as_unrouted_filter);
+    // The client's valid id, everywhere.
+    std::string r = s.send("GET /nowhere HTTP/1.1", "X-Request-ID: client-404\r\n");
+    CHECK(status_of(r) == 404);
+    CHECK(header_value(r, "x-request-id") == "client-404");
+    CHECK(body_of(r) == error_json("no route matches this request", "client-404"));
+    CHECK(s.probe->next() == "client-404");
+
+    r = s.send("POST /only-get HTTP/1.1", "X-Request-ID: client-405\r\nContent-Length: 0\r\n");
+    CHECK(status_of(r) == 405);
+    CHECK(header_value(r, "x-request-id") == "client-405");
+    CHECK(body_of(r) == error_json("the route does not allow this method", "client-405"));
+    CHECK(s.probe->next() == "client-405");
+
+    // Without one (or with an invalid one): a generated id, the same in all three.
+    for (const char* headers : {"", "X-Request-ID: not valid\r\n"}) {
+      r = s.send("GET /nowhere HTTP/1.1", headers);
+      CHECK(status_of(r) == 404);
+      const std::string id = header_value(r, "x-request-id");
+      CHECK(is_hex(id, 32));
+      CHECK(body_of(r) == error_json("no route matches this request", id));
+      CHECK(s.probe->next() == id);
+    }
+
+    // A target that is not a path is refused before routing: the same.
+    r = s.send("OPTIONS * HTTP/1.1", "X-Request-ID: client-400\r\n");
+    CHECK(status_of(r) == 400);
+    CHECK(header_value(r, "x-request-id") == "client-400");
+    CHECK(body_of(r) == error_json("the request target is not a path", "client-400"));
+    CHECK(s.probe->next() == "client-400");
+  }
+}
+
+TEST_CASE("request-id: unrouted answers follow trust_incoming and echo_on_response") {
+  filters::RequestIdOptions o;
+  o.trust_incoming = false;
+  o.echo_on_response = false;
+  UnroutedSetup s(o, false);
+  const std::string r = s.send("GET /nowhere HTTP/1.1", "X-Request-ID: chosen-by-client\r\n");
+  CHECK(status_of(r) == 404);
+  CHECK_FALSE(has_header(r, "x-request-id"));
+  const std::string logged = s.probe->next();
+  CHECK(is_hex(logged, 32));
+  CHECK(body_of(r) == error_json("no route matches this request", logged));
+  CHECK(r.find("chosen-by-client") == std::string::npos);
 }

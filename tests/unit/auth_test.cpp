@@ -295,8 +295,8 @@ TEST_CASE("cidr: malformed networks are refused with a precise reason") {
         "\"10.0.0.0/+8\": the prefix length must be a number from 0 to 32");
   CHECK(network_error("10.0.0.0/8 ") ==
         "\"10.0.0.0/8 \": the prefix length must be a number from 0 to 32");
-  for (const char* bad : {"10.0.0/8", "010.0.0.1", "10.0.0.256", " 10.0.0.1", "fe80::1%eth0",
-                          "localhost", "/8", "1.2.3.4.5", ":::1"}) {
+  for (const char* bad : {"10.0.0/8", "010.0.0.1", "10.0.0.256", " 10.0.0.1", "localhost", "/8",
+                          "1.2.3.4.5", ":::1"}) {
     CAPTURE(bad);
     CHECK(network_error(bad).find("not an IPv4 or IPv6 address") != std::string::npos);
   }
@@ -306,6 +306,47 @@ TEST_CASE("cidr: malformed networks are refused with a precise reason") {
   CHECK_FALSE(detail::parse_ip_address("10.0.0.1:80"));
   CHECK_FALSE(detail::parse_ip_address(""));
   CHECK_FALSE(detail::parse_ip_address(std::string(100, '1')));
+}
+
+TEST_CASE("cidr: zone ids are refused in networks, and ignored on forwarded addresses") {
+  const std::string why =
+      "cannot be part of a network: write the address without it (an X-Forwarded-For address "
+      "with a zone matches the network of its address)";
+  CHECK(network_error("fe80::1%eth0") == "\"fe80::1%eth0\": a zone id (\"%eth0\") " + why);
+  CHECK(network_error("fe80::%eth0/10") == "\"fe80::%eth0/10\": a zone id (\"%eth0\") " + why);
+  CHECK(network_error("fe80::/10%1") == "\"fe80::/10%1\": a zone id (\"%1\") " + why);
+  CHECK(network_error("10.0.0.1%eth0") == "\"10.0.0.1%eth0\": a zone id (\"%eth0\") " + why);
+  // Plain addresses still have none.
+  CHECK_FALSE(detail::parse_ip_address("fe80::1%eth0"));
+
+  auto zoned = [](std::string_view text) { return detail::parse_ip_address_ignoring_zone(text); };
+  const auto plain = detail::parse_ip_address("fe80::1");
+  REQUIRE(plain);
+  for (const char* ok :
+       {"fe80::1%eth0", "fe80::1%1", "fe80::1%en0.100", "fe80::1%br-lan_2", "fe80::1"}) {
+    CAPTURE(ok);
+    const auto a = zoned(ok);
+    REQUIRE(a);
+    CHECK(a->bytes == plain->bytes);
+    CHECK_FALSE(a->v4);
+  }
+  const auto net = detail::parse_ip_network("fe80::/10");
+  REQUIRE(net);
+  CHECK(detail::network_contains(*net, *zoned("fe80::1%eth0")));
+  CHECK_FALSE(detail::network_contains(*net, *zoned("2001:db8::1%eth0")));
+  // An IPv4-mapped address keeps matching its IPv4 network.
+  const auto mapped = zoned("::ffff:10.1.2.3%eth0");
+  REQUIRE(mapped);
+  CHECK(mapped->v4);
+  CHECK(detail::network_contains(*detail::parse_ip_network("10.0.0.0/8"), *mapped));
+  for (const std::string& bad :
+       {std::string("10.0.0.1%eth0"), std::string("fe80::1%"), std::string("%eth0"),
+        std::string("fe80::1%eth 0"), std::string("fe80::1%eth0%1"), std::string("fe80::1%eth0/64"),
+        std::string("fe80::1%") + std::string(65, 'a'), std::string("not-an-address%eth0")}) {
+    CAPTURE(bad);
+    CHECK_FALSE(zoned(bad));
+  }
+  CHECK(zoned("fe80::1%" + std::string(64, 'a')));
 }
 
 TEST_CASE("ip-restriction: options and JSON config name the entry at fault") {

@@ -303,6 +303,12 @@ TEST_SUITE("unit") {
     CHECK(one_problem(R"({"server": {"trusted_proxies": ["10.0.0.0/08"]}})") ==
           "server.trusted_proxies[0]: \"10.0.0.0/08\": the prefix length must be a number from 0 "
           "to 32");
+    // A zone id belongs to an address as seen on one interface, not to a
+    // network: refused, saying so.
+    CHECK(one_problem(R"({"server": {"trusted_proxies": ["fe80::/10", "fe80::1%eth0"]}})") ==
+          "server.trusted_proxies[1]: \"fe80::1%eth0\": a zone id (\"%eth0\") cannot be part of "
+          "a network: write the address without it (an X-Forwarded-For address with a zone "
+          "matches the network of its address)");
     CHECK(
         one_problem(R"({"listeners": [{"port": 8080}, {"address": "127.0.0.1", "port": 8080}]})") ==
         "listeners[1].port: 127.0.0.1 port 8080 is already used by listeners[0]");

@@ -13,6 +13,11 @@
 //   - sets both on the request sent upstream, echoes the request id on the
 //     response, and records request_id, trace_id and span_id in the
 //     request's filters::RequestState for the filters and the log after it.
+// A request the proxy refuses before any filter runs (no route: 404, 405)
+// gets its id the same way (Filter::on_early_error): the JSON error body,
+// the echoed header and the access log quote the client's valid id, or a
+// generated one, rather than the proxy's request number. The filter must
+// then be a global one (ServerOptions::filters or unrouted_filters).
 //
 // Ids are unique, not secret: they come from a fast per-thread generator
 // seeded from the system's random source, and must not be used as tokens.

@@ -44,11 +44,15 @@ class RequestIdFilter final : public proxy::Filter {
   std::string_view name() const noexcept override { return "request-id"; }
 
   FilterStatus on_request_headers(RequestContext& ctx) override {
-    RequestState& state = request_state(ctx);
-    state.request_id = request_id(ctx);
-    ctx.set_request_header(options_.header, state.request_id);
-    if (options_.trace_context) trace(ctx, state);
+    record(ctx);
     return FilterStatus::next;
+  }
+
+  // A request the proxy refuses before the filters run (no route, say):
+  // its error body, response and log line carry the same id as any other.
+  void on_early_error(RequestContext& ctx) override {
+    const RequestState& state = record(ctx);
+    if (options_.echo_on_response) ctx.set_response_header(options_.header, state.request_id);
   }
 
   FilterStatus on_response_headers(RequestContext& ctx) override {
@@ -60,6 +64,16 @@ class RequestIdFilter final : public proxy::Filter {
   }
 
  private:
+  // Keeps or makes the id and the trace, for the upstream request and the
+  // filters after this one.
+  const RequestState& record(RequestContext& ctx) const {
+    RequestState& state = request_state(ctx);
+    state.request_id = request_id(ctx);
+    ctx.set_request_header(options_.header, state.request_id);
+    if (options_.trace_context) trace(ctx, state);
+    return state;
+  }
+
   std::string_view request_id(RequestContext& ctx) const {
     if (options_.trust_incoming) {
       const auto incoming = single_header(ctx, options_.header);
