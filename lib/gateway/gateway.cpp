@@ -126,6 +126,12 @@ bool is_secret_field(const std::string& name) {
   return false;
 }
 
+// A URL's query may carry a key (`jwks_url: ".../jwks?api_key=..."`): URL
+// fields are shown as the error messages and /status show them.
+bool is_url_field(const std::string& name) {
+  return name.size() >= 4 && name.compare(name.size() - 4, 4, "_url") == 0;
+}
+
 picojson::value redacted(const picojson::value& v) {
   if (v.is<picojson::array>()) {
     picojson::array out;
@@ -135,8 +141,14 @@ picojson::value redacted(const picojson::value& v) {
   }
   if (!v.is<picojson::object>()) return v;
   picojson::object out;
-  for (const auto& [name, field] : v.get<picojson::object>())
-    out[name] = is_secret_field(name) ? picojson::value("<redacted>") : redacted(field);
+  for (const auto& [name, field] : v.get<picojson::object>()) {
+    if (is_secret_field(name))
+      out[name] = picojson::value("<redacted>");
+    else if (is_url_field(name) && field.is<std::string>())
+      out[name] = picojson::value(detail::url_for_display(field.get<std::string>()));
+    else
+      out[name] = redacted(field);
+  }
   return picojson::value(out);
 }
 

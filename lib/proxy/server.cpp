@@ -424,6 +424,9 @@ void conn_respond_error(Conn* c, int status, std::string_view cause, AfterError 
     std::snprintf(v, sizeof v, "%lld", static_cast<long long>(secs));
     x->local_headers.add(EditOp::set, "retry-after", v);
   }
+  // A 405 must say which methods the resource has (RFC 9110 section 15.5.6).
+  if (status == 405 && x->match.status == MatchStatus::method_not_allowed)
+    x->local_headers.add(EditOp::set, "allow", x->match.allowed.to_string());
   x->buffer_response = false;
   conn_respond_local(c);
 }

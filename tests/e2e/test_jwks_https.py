@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover - install-deps.sh installs it
     x509 = None
 
 SECRET = b"e2e-https-secret-0123456789abcdef"
+URL_SECRET = "e2e-url-secret-4711"
 ISSUER = "https://idp.test"
 
 
@@ -114,9 +115,11 @@ class JwksOverHttps(GatewayTestCase):
         cls.app = Upstream(name="app")
 
         def jwt_route(name, ca_file):
+            # The query stands for a key some identity providers take in the URL.
             return {"name": name, "paths": [f"/{name}/**"], "service": "app",
                     "plugins": [{"name": "jwt-auth", "config": {
-                        "jwks_url": cls.jwks.url(), "jwks_ca_file": ca_file,
+                        "jwks_url": cls.jwks.url() + "?tenant_key=" + URL_SECRET,
+                        "jwks_ca_file": ca_file,
                         "issuers": [ISSUER], "jwks_timeout": "2s",
                         "jwks_refetch_interval": "100ms"}}]}
 
@@ -140,6 +143,16 @@ class JwksOverHttps(GatewayTestCase):
         self.assertFromUpstream(r, "app")
         self.assertEqual(self.app.last()["headers"].get("x-user-id"), "e2e-user")
         self.assertGreaterEqual(self.jwks.hits, 1)
+
+    def test_the_admin_api_never_shows_the_urls_query(self):
+        self.gw.get("/trusted/x", {"Authorization": "Bearer " + self.token()})
+        for path in ("/config", "/status", "/metrics"):
+            r = self.gw.admin("GET", path)
+            self.assertEqual(r.status, 200, path)
+            self.assertNotIn(URL_SECRET.encode(), r.body, path)
+        doc = self.gw.admin("GET", "/config").json()
+        url = doc["routes"][0]["plugins"][0]["config"]["jwks_url"]
+        self.assertEqual(url, self.jwks.url() + "?<redacted>")
 
     def test_a_server_the_ca_file_does_not_vouch_for_gives_no_keys(self):
         started = time.monotonic()

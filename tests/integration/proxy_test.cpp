@@ -61,7 +61,11 @@ TEST_CASE("routing and parse errors answer with the right status") {
   o.routes.push_back(get_only);
   Gateway gw(o);
   CHECK(status_of(roundtrip(gw.port(), "GET /nope HTTP/1.1\r\nHost: a\r\n\r\n")) == 404);
-  CHECK(status_of(roundtrip(gw.port(), "DELETE /only-get HTTP/1.1\r\nHost: a\r\n\r\n")) == 405);
+  const std::string not_allowed =
+      roundtrip(gw.port(), "DELETE /only-get HTTP/1.1\r\nHost: a\r\n\r\n");
+  CHECK(status_of(not_allowed) == 405);
+  // RFC 9110: a 405 names the methods the resource has.
+  CHECK(not_allowed.find("\r\nallow: GET") != std::string::npos);
   CHECK(status_of(roundtrip(
             gw.port(), "GET /" + std::string(300, 'a') + " HTTP/1.1\r\nHost: a\r\n\r\n")) == 414);
   CHECK(status_of(roundtrip(gw.port(), "GET /only-get HTTP/1.1\r\nHost: a\r\nX: " +
