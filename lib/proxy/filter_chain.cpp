@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "../common/ascii.hpp"
+#include "../common/mix.hpp"
 #include "../http/fields.hpp"
 #include "session.hpp"
 
@@ -49,27 +50,61 @@ bool safe_value(std::string_view value) noexcept {
   return word_safe(size - 8);  // the tail, overlapping the last whole word
 }
 
-// Whether a filter may set this header: a token for a name (the same rule
-// the parser applies), a safe value, and none of the fields the proxy owns,
-// the framing and connection management of both sides, plus Host.
-bool editable(std::string_view name, std::string_view value) noexcept {
-  return detail::is_token(name) && !is_hop_by_hop(name, {}) &&
-         !(name.size() == 4 && detail::ascii_iequals(name, "host")) && safe_value(value);
+// A name's slot of 64 (in ServerImpl::checked_names), and its bit in
+// HeaderEdits' name masks: a hash of its length and its last eight bytes,
+// case folded (| 0x20 folds letters, and leaves other bytes, which a
+// case-insensitive match needs equal, equal). The end, not the start: names
+// set together often share a prefix (X-RateLimit-Limit, X-RateLimit-Reset),
+// and two names with one bit cost a byte-wise compare.
+unsigned name_slot(std::string_view name) noexcept {
+  std::uint64_t tail = name.size();
+  if (name.size() >= 8) {
+    std::uint64_t word;
+    std::memcpy(&word, name.data() + name.size() - 8, sizeof word);
+    tail ^= word | (kEachByte * 0x20);
+  } else {
+    for (const char ch : name)
+      tail = (tail << 8) | (static_cast<unsigned char>(ch) | 0x20u);
+  }
+  return static_cast<unsigned>((tail * detail::kGoldenGamma) >> 58);
 }
 
-void edit(HeaderEdits& edits, EditOp op, std::string_view name, std::string_view value) {
-  if (!editable(name, value)) return;
-  edits.add(op, name, value);
-}
-
-// A name's bit in HeaderEdits' name masks: from its length and two of its
-// bytes, case folded (| 0x20 folds letters, and leaves other bytes, which a
-// case-insensitive match needs equal, equal).
 std::uint64_t name_bit(std::string_view name) noexcept {
-  if (name.empty()) return 1;
-  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(name[i]) | 0x20u; };
-  const std::size_t h = name.size() + 7 * byte(name.size() - 1) + 13 * byte(name.size() / 2);
-  return std::uint64_t{1} << (h & 63);
+  return std::uint64_t{1} << name_slot(name);
+}
+
+// Whether a filter may set a header of this name: a token (the same rule
+// the parser applies), and none of the fields the proxy owns, the framing
+// and connection management of both sides, plus Host.
+bool editable_name(std::string_view name) noexcept {
+  return detail::is_token(name) && !is_hop_by_hop(name, {}) &&
+         !(name.size() == 4 && detail::ascii_iequals(name, "host"));
+}
+
+// editable_name() through the server's checked_names: filters set the same
+// few names on every request, and comparing their bytes with a name that
+// passed costs less than judging them again.
+bool editable_name(Exchange* x, std::string_view name) noexcept {
+  ServerImpl* server = x->conn != nullptr ? x->conn->server : nullptr;
+  if (server == nullptr) return editable_name(name);
+  CheckedName& known = server->checked_names[name_slot(name)];
+  if (known.size == name.size() && !name.empty() &&
+      std::memcmp(known.bytes, name.data(), name.size()) == 0)
+    return true;
+  if (!editable_name(name)) return false;
+  if (name.size() <= sizeof known.bytes) {
+    known.size = static_cast<std::uint8_t>(name.size());
+    std::memcpy(known.bytes, name.data(), name.size());
+  }
+  return true;
+}
+
+// A header edit from a filter, if the name may be edited and the value is
+// safe.
+void edit(Exchange* x, HeaderEdits& edits, EditOp op, std::string_view name,
+          std::string_view value) {
+  if (!editable_name(x, name) || !safe_value(value)) return;
+  edits.add(op, name, value);
 }
 
 // The filter a phase runs next, or null at the end of the phase.
@@ -379,13 +414,13 @@ TimePoint RequestContext::start_time() const noexcept {
 }
 
 void RequestContext::set_request_header(std::string_view name, std::string_view value) {
-  edit(x_->request_edits, EditOp::set, name, value);
+  edit(x_, x_->request_edits, EditOp::set, name, value);
 }
 void RequestContext::add_request_header(std::string_view name, std::string_view value) {
-  edit(x_->request_edits, EditOp::add, name, value);
+  edit(x_, x_->request_edits, EditOp::add, name, value);
 }
 void RequestContext::remove_request_header(std::string_view name) {
-  edit(x_->request_edits, EditOp::remove, name, {});
+  edit(x_, x_->request_edits, EditOp::remove, name, {});
 }
 void RequestContext::set_upstream_path(std::string_view path_and_query) {
   if (path_and_query.empty() || path_and_query.front() != '/') return;
@@ -434,13 +469,13 @@ void RequestContext::set_response_status(int status) {
   if (status >= 200 && status <= 599) x_->response_status = status;
 }
 void RequestContext::set_response_header(std::string_view name, std::string_view value) {
-  edit(x_->response_edits, EditOp::set, name, value);
+  edit(x_, x_->response_edits, EditOp::set, name, value);
 }
 void RequestContext::add_response_header(std::string_view name, std::string_view value) {
-  edit(x_->response_edits, EditOp::add, name, value);
+  edit(x_, x_->response_edits, EditOp::add, name, value);
 }
 void RequestContext::remove_response_header(std::string_view name) {
-  edit(x_->response_edits, EditOp::remove, name, {});
+  edit(x_, x_->response_edits, EditOp::remove, name, {});
 }
 
 void RequestContext::buffer_request_body() noexcept {
@@ -469,7 +504,7 @@ void RequestContext::respond(int status, std::string_view body,
   if (x_->phase == Phase::response_body) x_->response_body.assign(body);
   x_->local_headers.clear();
   for (const http::Header& h : headers)
-    edit(x_->local_headers, EditOp::add, h.name, h.value);
+    edit(x_, x_->local_headers, EditOp::add, h.name, h.value);
   if (x_->upstream_head != nullptr) {
     // Replacing an upstream response: the upstream side is given up.
     x_->upstream_head = nullptr;

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include <array>
 #include <atomic>
 #include <memory>
 #include <memory_resource>
@@ -152,6 +153,13 @@ struct LiveStats {
   LiveCounter upstream_connections_opened, upstream_connections_reused, reloads;
 };
 
+// A header name a filter set that passed the edit checks (see
+// ServerImpl::checked_names).
+struct CheckedName {
+  std::uint8_t size = 0;  // 0: none
+  char bytes[39];
+};
+
 class ServerImpl {
  public:
   ServerImpl(uv_loop_t* loop, ServerOptions options);
@@ -215,6 +223,10 @@ class ServerImpl {
   std::uint64_t next_request_id = 1;
   detail::SplitMix64 weighted_picks{0x853c49e6748fea9bull};  // routes' weighted clusters
   std::vector<Exchange*> free_exchanges;
+  // The last header name of each of 64 slots (by a hash of the name) that a
+  // filter set and that passed the edit checks; the same bytes pass again
+  // without being judged again (filter_chain.cpp).
+  std::array<CheckedName, 64> checked_names{};
 
   // Writes the socket took whole at once, whose callbacks are still to run
   // (see stream_write in server.cpp).
