@@ -4,6 +4,9 @@
 # it) and $python first, and records every process it starts in
 # running[PID]=name.
 # Only our own children are ever signalled, and all are stopped on exit.
+# A process gets $start_wait_tenths tenths of a second to listen and
+# $stop_wait_tenths to exit on SIGTERM (defaults 100 and 50; a process
+# under valgrind needs more of both).
 
 # PID -> name of every process started here and not yet stopped.
 declare -A running=()
@@ -21,7 +24,7 @@ stop_pid() {
   local pid=$1
   if is_running_child "$pid"; then
     kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do
+    for _ in $(seq "${stop_wait_tenths:-50}"); do
       is_running_child "$pid" || break
       sleep 0.1
     done
@@ -61,7 +64,7 @@ EOF
 
 wait_for_port() {
   local port=$1 pid=$2
-  for _ in $(seq 100); do
+  for _ in $(seq "${start_wait_tenths:-100}"); do
     is_running_child "$pid" || return 1
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
     sleep 0.1

@@ -138,10 +138,13 @@ std::optional<std::string_view> bearer_token(std::string_view value) noexcept {
   return rest;
 }
 
-std::size_t count_headers(const proxy::RequestContext& ctx, std::string_view name) noexcept {
+std::size_t count_headers(const proxy::RequestContext& ctx, std::string_view name,
+                          std::string_view* first) noexcept {
   std::size_t n = 0;
-  for (const http::Header& h : ctx.request().headers)
-    if (ascii_iequals(h.name, name)) ++n;
+  for (const http::Header& h : ctx.request().headers) {
+    if (!ascii_iequals(h.name, name)) continue;
+    if (n++ == 0 && first != nullptr) *first = h.value;
+  }
   return n;
 }
 

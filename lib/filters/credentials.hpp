@@ -70,8 +70,10 @@ void strip_cookie(proxy::RequestContext& ctx, std::string_view name);
 // without regard to case), or nullopt for another scheme or no token.
 std::optional<std::string_view> bearer_token(std::string_view authorization) noexcept;
 
-// How many headers of the request (as the client sent it) are named `name`.
-std::size_t count_headers(const proxy::RequestContext& ctx, std::string_view name) noexcept;
+// How many headers of the request (as the client sent it) are named `name`;
+// the first one's value goes to `first` when given.
+std::size_t count_headers(const proxy::RequestContext& ctx, std::string_view name,
+                          std::string_view* first = nullptr) noexcept;
 
 // The headers through which the gateway tells the upstream who the consumer
 // is. A client must never choose them, so they are removed from every

@@ -110,34 +110,29 @@ std::optional<std::string_view> join_plain_strings(proxy::RequestContext& ctx,
 }
 
 // The claim at `path` as a header value: a string as it is, an array of
-// strings joined with ',', anything else as its JSON text.
+// strings joined with ',', anything else as its JSON text. Two lookups at
+// most (a string, then the JSON text): this runs for every mapped claim of
+// every request.
 std::optional<std::string_view> claim_value(proxy::RequestContext& ctx, const jwt::Claims& claims,
                                             std::string_view path) {
-  switch (claims.type(path)) {
-    case jwt::ClaimType::absent:
-    case jwt::ClaimType::null:
-      return std::nullopt;
-    case jwt::ClaimType::string:
-      return claims.string(path);
-    case jwt::ClaimType::array: {
-      if (auto joined = join_plain_strings(ctx, claims.json(path))) return joined;
-      const auto items = claims.strings(path);
-      if (!items) return claims.json(path);
-      std::size_t size = 0;
-      for (std::string_view s : *items)
-        size += s.size() + 1;
-      auto* out = static_cast<char*>(ctx.allocate(size + 1, 1));
-      std::size_t n = 0;
-      for (std::string_view s : *items) {
-        if (n > 0) out[n++] = ',';
-        std::memcpy(out + n, s.data(), s.size());
-        n += s.size();
-      }
-      return std::string_view(out, n);
-    }
-    default:
-      return claims.json(path);
+  if (auto text = claims.string(path)) return text;
+  const std::string_view json = claims.json(path);
+  if (json.empty() || json == "null") return std::nullopt;
+  if (json.front() != '[') return json;
+  if (auto joined = join_plain_strings(ctx, json)) return joined;
+  const auto items = claims.strings(path);
+  if (!items) return json;
+  std::size_t size = 0;
+  for (std::string_view s : *items)
+    size += s.size() + 1;
+  auto* out = static_cast<char*>(ctx.allocate(size + 1, 1));
+  std::size_t n = 0;
+  for (std::string_view s : *items) {
+    if (n > 0) out[n++] = ',';
+    std::memcpy(out + n, s.data(), s.size());
+    n += s.size();
   }
+  return std::string_view(out, n);
 }
 
 // A space-separated "scope" string (RFC 8693) or an array ("scp").
@@ -186,6 +181,7 @@ class JwtAuth final : public proxy::Filter, public detail::KeyWaitTarget {
       caches_.push_back(std::make_unique<jwt::TokenCache>(verifier_, options_.cache));
     for (std::size_t i = 0; i < options_.required_scopes.size(); ++i)
       scopes_ += (i > 0 ? " " : "") + options_.required_scopes[i];
+    distinct_claim_headers_ = distinct_headers(options_.claims_to_headers);
     if (options_.consumers != nullptr && options_.consumers->size() == 0)
       options_.consumers = nullptr;
   }
@@ -259,10 +255,22 @@ class JwtAuth final : public proxy::Filter, public detail::KeyWaitTarget {
 
   // Client-sent copies of what this filter sets never reach the upstream.
   // The identity headers are handled in accept(): only an accepted request
-  // is forwarded, and set_consumer() replaces or removes all three.
+  // is forwarded, and set_consumer() replaces or removes all three. So are
+  // the claim headers when no two mappings name the same header (then each
+  // is set or removed there, one edit each); otherwise they are removed
+  // here first, and a later mapping's absent claim does not undo an
+  // earlier one's value.
   void remove_client_headers(proxy::RequestContext& ctx) const {
+    if (distinct_claim_headers_) return;
     for (const JwtClaimHeader& m : options_.claims_to_headers)
       ctx.remove_request_header(m.header);
+  }
+
+  static bool distinct_headers(const std::vector<JwtClaimHeader>& mappings) {
+    for (std::size_t i = 0; i < mappings.size(); ++i)
+      for (std::size_t j = i + 1; j < mappings.size(); ++j)
+        if (detail::ascii_iequals(mappings[i].header, mappings[j].header)) return false;
+    return true;
   }
 
   jwt::Verification verify(const proxy::RequestContext& ctx, std::string_view token) {
@@ -278,11 +286,12 @@ class JwtAuth final : public proxy::Filter, public detail::KeyWaitTarget {
                                     TokenPlace& place) const {
     std::size_t count = 0;
     if (options_.from_header) {
-      const std::size_t headers = detail::count_headers(ctx, "authorization");
+      std::string_view authorization;
+      const std::size_t headers = detail::count_headers(ctx, "authorization", &authorization);
       if (headers > 1)
         return Refusal{401, "invalid_request", "more than one Authorization header was sent"};
       if (headers == 1) {
-        if (auto t = detail::bearer_token(ctx.request().header("authorization"))) {
+        if (auto t = detail::bearer_token(authorization)) {
           token = *t;
           place = TokenPlace::header;
           ++count;
@@ -374,7 +383,11 @@ class JwtAuth final : public proxy::Filter, public detail::KeyWaitTarget {
     const jwt::Claims& claims = v.claims();
     for (const JwtClaimHeader& m : options_.claims_to_headers) {
       const auto value = claim_value(ctx, claims, m.claim);
-      if (value && fits_header_value(*value)) ctx.set_request_header(m.header, *value);
+      if (value && fits_header_value(*value)) {
+        ctx.set_request_header(m.header, *value);
+      } else if (distinct_claim_headers_) {
+        ctx.remove_request_header(m.header);
+      }
     }
     if (!options_.forward_token) {
       switch (place) {
@@ -415,6 +428,7 @@ class JwtAuth final : public proxy::Filter, public detail::KeyWaitTarget {
   bool refuse_all_;
   IdentityHeaders identity_;
   std::string scopes_;                                    // the required scopes, for the challenge
+  bool distinct_claim_headers_ = true;                    // see remove_client_headers()
   std::vector<std::unique_ptr<jwt::TokenCache>> caches_;  // one per worker index
 };
 

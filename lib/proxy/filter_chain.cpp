@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "../common/ascii.hpp"
+#include "../common/mix.hpp"
 #include "../http/fields.hpp"
 #include "session.hpp"
 
@@ -13,44 +14,96 @@ namespace portico::proxy {
 
 namespace {
 
-// Whether a filter may set this header: a token for a name (the same rule
-// the parser applies), no CR, LF or NUL in the value (which would let a
-// filter inject header lines), and none of the fields the proxy owns, the
-// framing and connection management of both sides, plus Host.
 constexpr std::uint64_t kEachByte = 0x0101010101010101ULL;
 
-// Whether any of the eight bytes of `word` is zero. The classic bit trick:
-// which byte it flags can be off, but whether one is zero is exact.
-constexpr bool has_zero_byte(std::uint64_t word) noexcept {
-  return ((word - kEachByte) & ~word & (kEachByte << 7)) != 0;
+// Whether any of the eight bytes of `word` is below `n` (n <= 128). The
+// classic bit trick: which byte it flags can be off, but whether one is
+// below is exact.
+constexpr bool has_byte_below(std::uint64_t word, std::uint64_t n) noexcept {
+  return ((word - kEachByte * n) & ~word & (kEachByte << 7)) != 0;
 }
 
 bool unsafe_byte(char ch) noexcept {
   return ch == '\r' || ch == '\n' || ch == '\0';
 }
 
-// Eight bytes per step: filters set several values on every request.
+// No CR, LF or NUL, which would let a filter inject header lines. Eight
+// bytes per step, and one test per step: the three bytes are all below
+// 0x0e, and a value's bytes seldom are (a tab is; then the exact test).
 bool safe_value(std::string_view value) noexcept {
-  std::size_t i = 0;
-  for (; i + 8 <= value.size(); i += 8) {
-    std::uint64_t word;
-    std::memcpy(&word, value.data() + i, sizeof word);
-    if (has_zero_byte(word) || has_zero_byte(word ^ (kEachByte * '\r')) ||
-        has_zero_byte(word ^ (kEachByte * '\n')))
-      return false;
+  const std::size_t size = value.size();
+  if (size < 8) {
+    for (const char ch : value)
+      if (unsafe_byte(ch)) return false;
+    return true;
   }
-  for (; i < value.size(); ++i)
-    if (unsafe_byte(value[i])) return false;
+  auto word_safe = [&](std::size_t at) {
+    std::uint64_t word;
+    std::memcpy(&word, value.data() + at, sizeof word);
+    if (!has_byte_below(word, 0x0e)) return true;
+    for (std::size_t i = at; i < at + 8; ++i)
+      if (unsafe_byte(value[i])) return false;
+    return true;
+  };
+  for (std::size_t i = 0; i + 8 <= size; i += 8)
+    if (!word_safe(i)) return false;
+  return word_safe(size - 8);  // the tail, overlapping the last whole word
+}
+
+// A name's slot of 64 (in ServerImpl::checked_names), and its bit in
+// HeaderEdits' name masks: a hash of its length and its last eight bytes,
+// case folded (| 0x20 folds letters, and leaves other bytes, which a
+// case-insensitive match needs equal, equal). The end, not the start: names
+// set together often share a prefix (X-RateLimit-Limit, X-RateLimit-Reset),
+// and two names with one bit cost a byte-wise compare.
+unsigned name_slot(std::string_view name) noexcept {
+  std::uint64_t tail = name.size();
+  if (name.size() >= 8) {
+    std::uint64_t word;
+    std::memcpy(&word, name.data() + name.size() - 8, sizeof word);
+    tail ^= word | (kEachByte * 0x20);
+  } else {
+    for (const char ch : name)
+      tail = (tail << 8) | (static_cast<unsigned char>(ch) | 0x20u);
+  }
+  return static_cast<unsigned>((tail * detail::kGoldenGamma) >> 58);
+}
+
+std::uint64_t name_bit(std::string_view name) noexcept {
+  return std::uint64_t{1} << name_slot(name);
+}
+
+// Whether a filter may set a header of this name: a token (the same rule
+// the parser applies), and none of the fields the proxy owns, the framing
+// and connection management of both sides, plus Host.
+bool editable_name(std::string_view name) noexcept {
+  return detail::is_token(name) && !is_hop_by_hop(name, {}) &&
+         !(name.size() == 4 && detail::ascii_iequals(name, "host"));
+}
+
+// editable_name() through the server's checked_names: filters set the same
+// few names on every request, and comparing their bytes with a name that
+// passed costs less than judging them again.
+bool editable_name(Exchange* x, std::string_view name) noexcept {
+  ServerImpl* server = x->conn != nullptr ? x->conn->server : nullptr;
+  if (server == nullptr) return editable_name(name);
+  CheckedName& known = server->checked_names[name_slot(name)];
+  if (known.size == name.size() && !name.empty() &&
+      std::memcmp(known.bytes, name.data(), name.size()) == 0)
+    return true;
+  if (!editable_name(name)) return false;
+  if (name.size() <= sizeof known.bytes) {
+    known.size = static_cast<std::uint8_t>(name.size());
+    std::memcpy(known.bytes, name.data(), name.size());
+  }
   return true;
 }
 
-bool editable(std::string_view name, std::string_view value) noexcept {
-  return detail::is_token(name) && safe_value(value) && !is_hop_by_hop(name, {}) &&
-         !detail::ascii_iequals(name, "host");
-}
-
-void edit(HeaderEdits& edits, EditOp op, std::string_view name, std::string_view value) {
-  if (!editable(name, value)) return;
+// A header edit from a filter, if the name may be edited and the value is
+// safe.
+void edit(Exchange* x, HeaderEdits& edits, EditOp op, std::string_view name,
+          std::string_view value) {
+  if (!editable_name(x, name) || !safe_value(value)) return;
   edits.add(op, name, value);
 }
 
@@ -118,7 +171,8 @@ void phase_done(Conn* c) {
 // ------------------------------------------------------------- HeaderEdits
 
 void HeaderEdits::add(EditOp op, std::string_view name, std::string_view value) {
-  if (op != EditOp::add) {
+  const std::uint64_t bit = name_bit(name);
+  if (op != EditOp::add && (edited_names & bit) != 0) {
     // A set or remove supersedes earlier edits of the same name.
     std::size_t kept = 0;
     for (std::size_t i = 0; i < count; ++i) {
@@ -128,35 +182,58 @@ void HeaderEdits::add(EditOp op, std::string_view name, std::string_view value) 
     }
     count = kept;
   }
-  // The name or value may be a view of this text (a lookup's result):
-  // taken as offsets across the growth, which may move the text.
-  const std::size_t needed = text.size() + name.size() + value.size();
-  if (needed > text.capacity()) {
-    const std::less_equal<const char*> at_or_before;
-    const char* begin = text.data();
-    const char* end = begin + text.size();
-    auto inside = [&](std::string_view s) {
-      return !s.empty() && at_or_before(begin, s.data()) && at_or_before(s.data() + s.size(), end);
-    };
-    const bool name_inside = inside(name), value_inside = inside(value);
-    const std::size_t name_at = name_inside ? static_cast<std::size_t>(name.data() - begin) : 0;
-    const std::size_t value_at = value_inside ? static_cast<std::size_t>(value.data() - begin) : 0;
-    text.reserve(needed);
-    if (name_inside) name = std::string_view(text.data() + name_at, name.size());
-    if (value_inside) value = std::string_view(text.data() + value_at, value.size());
-  }
+  const bool written = op != EditOp::remove;
+  const std::size_t needed = text_size + name.size() + (written ? value.size() + 4 : 0);
+  if (needed > text_capacity) grow(needed, name, value);
   if (count == items.size()) items.emplace_back();
   HeaderEdit& e = items[count++];
   e.op = op;
-  e.name_at = static_cast<std::uint32_t>(text.size());
+  e.name_at = static_cast<std::uint32_t>(text_size);
   e.name_size = static_cast<std::uint32_t>(name.size());
-  e.value_at = static_cast<std::uint32_t>(text.size() + name.size());
-  e.value_size = static_cast<std::uint32_t>(value.size());
-  text.append(name);
-  text.append(value);
+  char* at = text.get() + text_size;
+  if (!name.empty()) std::memcpy(at, name.data(), name.size());
+  at += name.size();
+  if (written) {
+    std::memcpy(at, ": ", 2);
+    at += 2;
+    if (!value.empty()) std::memcpy(at, value.data(), value.size());
+    e.value_at = static_cast<std::uint32_t>(at - text.get());
+    at += value.size();
+    std::memcpy(at, "\r\n", 2);
+    at += 2;
+  } else {
+    e.value_at = static_cast<std::uint32_t>(at - text.get());
+  }
+  e.value_size = written ? static_cast<std::uint32_t>(value.size()) : 0;
+  text_size = static_cast<std::size_t>(at - text.get());
+  edited_names |= bit;
+  if (op != EditOp::add) dropped_names |= bit;
+}
+
+void HeaderEdits::grow(std::size_t needed, std::string_view& name, std::string_view& value) {
+  // The name or value may be a view of this text (a lookup's result): taken
+  // as offsets across the move.
+  const std::less_equal<const char*> at_or_before;
+  const char* begin = text.get();
+  const char* end = begin + text_size;
+  auto inside = [&](std::string_view s) {
+    return !s.empty() && begin != nullptr && at_or_before(begin, s.data()) &&
+           at_or_before(s.data() + s.size(), end);
+  };
+  const bool name_inside = inside(name), value_inside = inside(value);
+  const std::size_t name_at = name_inside ? static_cast<std::size_t>(name.data() - begin) : 0;
+  const std::size_t value_at = value_inside ? static_cast<std::size_t>(value.data() - begin) : 0;
+  const std::size_t capacity = std::max({needed, 2 * text_capacity, std::size_t{256}});
+  auto next = std::make_unique_for_overwrite<char[]>(capacity);
+  if (text_size != 0) std::memcpy(next.get(), text.get(), text_size);
+  text = std::move(next);
+  text_capacity = capacity;
+  if (name_inside) name = std::string_view(text.get() + name_at, name.size());
+  if (value_inside) value = std::string_view(text.get() + value_at, value.size());
 }
 
 bool HeaderEdits::drops(std::string_view name) const noexcept {
+  if ((dropped_names & name_bit(name)) == 0) return false;
   for (std::size_t i = 0; i < count; ++i) {
     const HeaderEdit& e = items[i];
     if (e.op != EditOp::add && e.name_size == name.size() &&
@@ -168,6 +245,7 @@ bool HeaderEdits::drops(std::string_view name) const noexcept {
 
 std::optional<std::string_view> HeaderEdits::lookup(
     std::string_view name, std::optional<std::string_view> original) const noexcept {
+  if ((edited_names & name_bit(name)) == 0) return original;
   std::optional<std::string_view> v = original;
   for (std::size_t i = 0; i < count; ++i) {
     const HeaderEdit& e = items[i];
@@ -184,7 +262,7 @@ std::optional<std::string_view> HeaderEdits::lookup(
 void HeaderEdits::write(HeadWriter& w) const {
   for (std::size_t i = 0; i < count; ++i) {
     const HeaderEdit& e = items[i];
-    if (e.op != EditOp::remove) w << name(e) << ": " << value(e) << "\r\n";
+    if (e.op != EditOp::remove) w << line(e);
   }
 }
 
@@ -351,13 +429,13 @@ TimePoint RequestContext::start_time() const noexcept {
 }
 
 void RequestContext::set_request_header(std::string_view name, std::string_view value) {
-  edit(x_->request_edits, EditOp::set, name, value);
+  edit(x_, x_->request_edits, EditOp::set, name, value);
 }
 void RequestContext::add_request_header(std::string_view name, std::string_view value) {
-  edit(x_->request_edits, EditOp::add, name, value);
+  edit(x_, x_->request_edits, EditOp::add, name, value);
 }
 void RequestContext::remove_request_header(std::string_view name) {
-  edit(x_->request_edits, EditOp::remove, name, {});
+  edit(x_, x_->request_edits, EditOp::remove, name, {});
 }
 void RequestContext::set_upstream_path(std::string_view path_and_query) {
   if (path_and_query.empty() || path_and_query.front() != '/') return;
@@ -407,13 +485,13 @@ void RequestContext::set_response_status(int status) {
   if (status >= 200 && status <= 599) x_->response_status = status;
 }
 void RequestContext::set_response_header(std::string_view name, std::string_view value) {
-  edit(x_->response_edits, EditOp::set, name, value);
+  edit(x_, x_->response_edits, EditOp::set, name, value);
 }
 void RequestContext::add_response_header(std::string_view name, std::string_view value) {
-  edit(x_->response_edits, EditOp::add, name, value);
+  edit(x_, x_->response_edits, EditOp::add, name, value);
 }
 void RequestContext::remove_response_header(std::string_view name) {
-  edit(x_->response_edits, EditOp::remove, name, {});
+  edit(x_, x_->response_edits, EditOp::remove, name, {});
 }
 
 void RequestContext::buffer_request_body() noexcept {
@@ -443,7 +521,7 @@ void RequestContext::respond(int status, std::string_view body,
   if (x_->phase == Phase::response_body) x_->response_body.assign(body);
   x_->local_headers.clear();
   for (const http::Header& h : headers)
-    edit(x_->local_headers, EditOp::add, h.name, h.value);
+    edit(x_, x_->local_headers, EditOp::add, h.name, h.value);
   if (x_->upstream_head != nullptr) {
     // Replacing an upstream response: the upstream side is given up.
     x_->upstream_head = nullptr;

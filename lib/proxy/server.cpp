@@ -102,11 +102,11 @@ bool token_list_has(std::string_view list, std::string_view token) noexcept {
   return false;
 }
 
-// Hop-by-hop fields (RFC 9110 section 7.6.1), those the Connection header
-// names, and the framing fields the proxy sets itself.
-bool is_hop_by_hop(std::string_view name, std::string_view connection) noexcept {
-  // By length first: called for every header forwarded and every header a
-  // filter sets, and most names match no fixed field's length.
+namespace {
+
+// The fixed hop-by-hop fields (RFC 9110 section 7.6.1), Proxy and Proxy-*,
+// and the framing fields the proxy sets itself.
+bool is_fixed_hop_by_hop(std::string_view name) noexcept {
   switch (name.size()) {
     case 2:
       if (detail::ascii_iequals(name, "te")) return true;
@@ -136,7 +136,19 @@ bool is_hop_by_hop(std::string_view name, std::string_view connection) noexcept 
   }
   // Proxy-Connection, Proxy-Authenticate, Proxy-Authorization and the rest
   // concern the hop, never the origin.
-  if (name.size() > 6 && detail::ascii_iequals(name.substr(0, 6), "proxy-")) return true;
+  return name.size() > 6 && detail::ascii_iequals(name.substr(0, 6), "proxy-");
+}
+
+}  // namespace
+
+// The fixed ones and those the Connection header names.
+bool is_hop_by_hop(std::string_view name, std::string_view connection) noexcept {
+  // Called for every header forwarded and every header a filter sets, and
+  // most names do not start with a letter any fixed one starts with.
+  const char first = name.empty() ? '\0' : detail::ascii_lower(name.front());
+  const bool may_be_fixed =
+      first == 't' || first == 'p' || first == 'u' || first == 'c' || first == 'k';
+  if (may_be_fixed && is_fixed_hop_by_hop(name)) return true;
   return !connection.empty() && token_list_has(connection, name);
 }
 
@@ -465,9 +477,8 @@ void conn_write_local(Conn* c) {
   w.number(static_cast<unsigned>(status)) << " " << reason_phrase(status) << "\r\n";
   for (std::size_t i = 0; i < x->local_headers.count; ++i) {
     const HeaderEdit& h = x->local_headers.items[i];
-    const std::string_view name = x->local_headers.name(h);
-    if (x->response_edits.drops(name)) continue;
-    w << name << ": " << x->local_headers.value(h) << "\r\n";
+    if (x->response_edits.drops(x->local_headers.name(h))) continue;
+    w << x->local_headers.line(h);
   }
   x->response_edits.write(w);
   // 1xx, 204 and 304 have no body and may not announce one (RFC 9110 8.6).

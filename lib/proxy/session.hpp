@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include <array>
 #include <atomic>
 #include <memory>
 #include <memory_resource>
@@ -155,6 +156,13 @@ struct LiveStats {
   LiveCounter upstream_connections_opened, upstream_connections_reused, reloads;
 };
 
+// A header name a filter set that passed the edit checks (see
+// ServerImpl::checked_names).
+struct CheckedName {
+  std::uint8_t size = 0;  // 0: none
+  char bytes[39];
+};
+
 class ServerImpl {
  public:
   ServerImpl(uv_loop_t* loop, ServerOptions options);
@@ -218,6 +226,10 @@ class ServerImpl {
   std::uint64_t next_request_id = 1;
   detail::SplitMix64 weighted_picks{0x853c49e6748fea9bull};  // routes' weighted clusters
   std::vector<Exchange*> free_exchanges;
+  // The last header name of each of 64 slots (by a hash of the name) that a
+  // filter set and that passed the edit checks; the same bytes pass again
+  // without being judged again (filter_chain.cpp).
+  std::array<CheckedName, 64> checked_names{};
 
   // Writes the socket took whole at once, whose callbacks are still to run
   // (see stream_write in server.cpp).
@@ -304,24 +316,38 @@ struct HeaderEdit {
   std::uint32_t value_at = 0, value_size = 0;
 };
 
-// Header edits for one direction. Names and values are appended to one
-// text buffer that keeps its capacity between requests, as does the edit
-// list, so steady-state edits do not allocate; an edit superseded by a
-// later set or remove leaves its bytes in the buffer until clear().
+// Header edits for one direction. A set or add is kept in the text as the
+// line it will be written as, "name: value\r\n", so writing it is one
+// copy; a remove keeps only its name. The text and the edit list keep their
+// capacity between requests, so steady-state edits do not allocate; an edit
+// superseded by a later set or remove leaves its bytes in the text until
+// clear().
 struct HeaderEdits {
   std::vector<HeaderEdit> items;
   std::size_t count = 0;
-  std::string text;
+  std::unique_ptr<char[]> text;
+  std::size_t text_size = 0, text_capacity = 0;
+  // One bit per name (name_bit) of every edit since clear(), and of every
+  // set or remove: most names looked up were never edited, and a clear bit
+  // says so without a pass over the edits. A superseded edit leaves its bit
+  // set, which costs only that pass.
+  std::uint64_t edited_names = 0, dropped_names = 0;
+
   void clear() noexcept {
     count = 0;
-    text.clear();
+    text_size = 0;
+    edited_names = dropped_names = 0;
   }
   void add(EditOp op, std::string_view name, std::string_view value);
   std::string_view name(const HeaderEdit& e) const noexcept {
-    return {text.data() + e.name_at, e.name_size};
+    return {text.get() + e.name_at, e.name_size};
   }
   std::string_view value(const HeaderEdit& e) const noexcept {
-    return {text.data() + e.value_at, e.value_size};
+    return {text.get() + e.value_at, e.value_size};
+  }
+  // A set's or add's "name: value\r\n".
+  std::string_view line(const HeaderEdit& e) const noexcept {
+    return {text.get() + e.name_at, e.value_at + e.value_size + 2 - e.name_at};
   }
   // Whether an original header of this name is replaced or removed.
   bool drops(std::string_view name) const noexcept;
@@ -329,6 +355,11 @@ struct HeaderEdits {
   std::optional<std::string_view> lookup(std::string_view name,
                                          std::optional<std::string_view> original) const noexcept;
   void write(HeadWriter& w) const;
+
+ private:
+  // Makes room for `needed` bytes of text; `name` and `value` may be views
+  // of the text, and follow it when it moves.
+  void grow(std::size_t needed, std::string_view& name, std::string_view& value);
 };
 
 // What a connection needs only while it has a request in progress: taken

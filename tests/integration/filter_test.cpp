@@ -160,6 +160,74 @@ TEST_CASE("filters: request and response header edits, path rewrite, guarded nam
   CHECK(q.find("999") == std::string::npos);
 }
 
+TEST_CASE("filters: header edits match names whatever their case, across many edits") {
+  Upstream up([](const std::string&) { return ok_response("up", "x-from-up: 1\r\n"); });
+  struct Editor : proxy::Filter {
+    FilterStatus on_request_headers(RequestContext& ctx) override {
+      // More names than the edits' 64 name bits, so some share a bit.
+      for (int i = 0; i < 100; ++i)
+        ctx.set_request_header("x-many-" + std::to_string(i), std::to_string(i));
+      ctx.add_request_header("X-Twice", "1");
+      ctx.set_request_header("x-TWICE", "2");  // supersedes the add
+      ctx.remove_request_header("X-MANY-7");
+      ctx.set_request_header("x-gone", "soon");
+      ctx.remove_request_header("X-Gone");
+      CHECK(ctx.request_header("X-TWICE") == std::optional<std::string_view>("2"));
+      CHECK_FALSE(ctx.request_header("x-many-7"));
+      CHECK(ctx.request_header("X-Many-70") == std::optional<std::string_view>("70"));
+      CHECK(ctx.request_header("x-client") == std::optional<std::string_view>("c"));
+      CHECK_FALSE(ctx.request_header("x-never"));
+      ctx.remove_request_header("X-CLIENT");
+      CHECK_FALSE(ctx.request_header("x-client"));
+      // A name that passed is remembered by its bytes, not where they are:
+      // the same buffer holding a refused name is judged again.
+      std::string reused = "x-reused";
+      ctx.set_request_header(reused, "1");
+      reused[1] = ' ';
+      ctx.set_request_header(reused, "2");
+      reused = "x-reused";
+      reused.replace(0, reused.size(), "Connection");
+      ctx.set_request_header(reused, "close");
+      return FilterStatus::next;
+    }
+    FilterStatus on_response_headers(RequestContext& ctx) override {
+      ctx.set_response_header("X-FROM-UP", "2");
+      return FilterStatus::next;
+    }
+  };
+  proxy::ServerOptions o;
+  o.clusters.push_back(cluster_of("svc", {up.port()}));
+  auto route = cluster_route("/**", "svc");
+  route.filters.push_back(std::make_shared<Editor>());
+  o.routes.push_back(route);
+  Gateway gw(o);
+
+  // Twice: the second request finds the names the first one set checked.
+  for (int round = 0; round < 2; ++round) {
+    std::string r =
+        roundtrip(gw.port(), "GET / HTTP/1.1\r\nHost: a\r\nx-client: c\r\nx-kept: k\r\n\r\n");
+    CHECK(status_of(r) == 200);
+    CHECK(r.find("x-from-up: 1") == std::string::npos);
+    CHECK(r.find("X-FROM-UP: 2\r\n") != std::string::npos);
+  }
+  auto reqs = up.requests();
+  REQUIRE(reqs.size() == 2);
+  for (const std::string& q : reqs) {
+    CHECK(q.find("x-reused: 1\r\n") != std::string::npos);
+    CHECK(q.find("x reused") == std::string::npos);
+    CHECK(q.find("close") == std::string::npos);
+    CHECK(q.find("x-client") == std::string::npos);
+    CHECK(q.find("x-kept: k\r\n") != std::string::npos);
+    CHECK(q.find("x-TWICE: 2\r\n") != std::string::npos);
+    CHECK(q.find("X-Twice") == std::string::npos);
+    CHECK(q.find("gone") == std::string::npos);
+    CHECK(q.find("x-many-7:") == std::string::npos);
+    for (int i : {0, 6, 8, 63, 64, 70, 99})
+      CHECK(q.find("x-many-" + std::to_string(i) + ": " + std::to_string(i) + "\r\n") !=
+            std::string::npos);
+  }
+}
+
 TEST_CASE("filters: a local answer skips the upstream and later filters, keeps the connection") {
   Upstream up([](const std::string&) { return ok_response("up"); });
   std::vector<std::string> journal;

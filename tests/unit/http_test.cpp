@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include "../../lib/http/fields.hpp"
 #include "../support/alloc_counter.hpp"
 
 #include <cstdint>
@@ -749,4 +750,26 @@ TEST_CASE("a parser can be moved") {
   RequestParser c;
   c = std::move(b);
   CHECK(c.parse_head(kGet) == ParseState::complete);
+}
+
+TEST_CASE("field names: is_token takes exactly the RFC 9110 tchar bytes, at any position") {
+  auto tchar = [](unsigned char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+  };
+  CHECK_FALSE(portico::detail::is_token(""));
+  // Lengths below, at and past the eight-byte steps, each byte value at each
+  // position of a name otherwise made of letters, digits and '-'.
+  for (const std::string base :
+       {"X", "X-Rate", "X-Consum", "X-Request-ID", "X-RateLimit-Remaining0"}) {
+    CHECK(portico::detail::is_token(base));
+    for (std::size_t at = 0; at < base.size(); ++at) {
+      for (int c = 0; c < 256; ++c) {
+        std::string name = base;
+        name[at] = static_cast<char>(c);
+        INFO("byte " << c << " at " << at << " of " << base.size());
+        CHECK(portico::detail::is_token(name) == tchar(static_cast<unsigned char>(c)));
+      }
+    }
+  }
 }

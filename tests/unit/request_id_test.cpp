@@ -83,6 +83,23 @@ TEST_CASE("request id: visible ASCII within the length bound") {
   CHECK_FALSE(detail::is_valid_request_id(std::string("a\0b", 3), 128));
 }
 
+TEST_CASE("generated ids: every hex digit shows up at every position") {
+  // A digit the conversion could never write, or one stuck at a position,
+  // would not show in the test below, which only checks the alphabet.
+  std::set<char> seen[48];
+  char id[48];
+  for (int i = 0; i < 4000; ++i) {
+    detail::random_hex(id, 3);
+    for (int at = 0; at < 48; ++at)
+      seen[at].insert(id[at]);
+  }
+  for (int at = 0; at < 48; ++at) {
+    INFO("position " << at);
+    CHECK(seen[at] == std::set<char>{'0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'a', 'b',
+                                     'c', 'd', 'e', 'f'});
+  }
+}
+
 TEST_CASE("generated ids: lower-case hex, distinct within and across threads") {
   constexpr int kPerThread = 20000;
   std::vector<std::vector<std::string>> drawn(4);

@@ -3,7 +3,9 @@
 #include <sys/random.h>
 
 #include <atomic>
+#include <bit>
 #include <chrono>
+#include <cstring>
 
 #include "../../common/mix.hpp"
 
@@ -33,7 +35,27 @@ SplitMix64& thread_generator() noexcept {
   return generator;
 }
 
-constexpr char kHex[] = "0123456789abcdef";
+// The 16 lower-case hex digits of `word`, most significant first, written
+// with word-wide steps rather than a digit at a time: ids are drawn on every
+// request.
+void write_hex(std::uint64_t word, char* out) noexcept {
+  constexpr std::uint64_t kEach = 0x0101010101010101ULL;
+  for (int half = 0; half < 2; ++half) {
+    // The eight nibbles of 32 bits, one per byte, the least significant in
+    // the lowest byte.
+    std::uint64_t x = half == 0 ? word >> 32 : word & 0xffffffffu;
+    x = (x | (x << 16)) & 0x0000ffff0000ffffULL;
+    x = (x | (x << 8)) & 0x00ff00ff00ff00ffULL;
+    x = (x | (x << 4)) & 0x0f0f0f0f0f0f0f0fULL;
+    // '0' + n, and 'a' - '0' - 10 more where n > 9 (then n + 6 carries
+    // into bit 4).
+    const std::uint64_t letters = ((x + kEach * 6) >> 4) & kEach;
+    x += kEach * '0' + letters * ('a' - '0' - 10);
+    // The most significant digit first in memory.
+    if constexpr (std::endian::native == std::endian::little) x = __builtin_bswap64(x);
+    std::memcpy(out + 8 * half, &x, sizeof x);
+  }
+}
 
 bool is_lower_hex(std::string_view s) noexcept {
   for (char c : s) {
@@ -55,8 +77,7 @@ void random_hex(char* out, std::size_t words) noexcept {
     for (std::size_t w = 0; w < words; ++w) {
       const std::uint64_t word = generator.next();
       zero = zero && word == 0;
-      for (int i = 0; i < 16; ++i)
-        out[w * 16 + static_cast<std::size_t>(i)] = kHex[(word >> (60 - 4 * i)) & 0xf];
+      write_hex(word, out + w * 16);
     }
     if (!zero || words == 0) return;
   }
