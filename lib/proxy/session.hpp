@@ -99,17 +99,18 @@ struct RouteSet {
   std::vector<ClusterOptions> cluster_options;
   std::vector<RouteOptions> route_options;
   std::vector<std::shared_ptr<Filter>> filter_options;
-  Router router;
+  // Built here, or handed over (ServerOptions::router) by a caller that
+  // built it to validate its configuration; read-only either way.
+  std::shared_ptr<const Router> router;
   std::vector<CompiledRoute> routes;  // by RouteId
   std::vector<Filter*> global_filters;
   bool match_headers = false;  // a route has header predicates
 };
 
-// Validates the clusters, routes and filters and compiles them. Touches no
-// loop and no server: safe on any thread.
-Result<std::shared_ptr<const RouteSet>> compile_route_set(
-    std::vector<ClusterOptions> clusters, std::vector<RouteOptions> routes,
-    std::vector<std::shared_ptr<Filter>> filters);
+// Validates the clusters, routes, filters and router of `options` and
+// compiles them; takes them (they are left empty). Touches no loop and no
+// server: safe on any thread.
+Result<std::shared_ptr<const RouteSet>> compile_route_set(ServerOptions& options);
 
 // What a reload replaces on one server: a shared RouteSet and this
 // server's clusters with their pools, health checkers and resolvers. A

@@ -200,12 +200,8 @@ Result<std::unique_ptr<Workers>> Workers::start(ServerOptions options, unsigned 
   options.reuse_port = true;
   // The routes are compiled once for every worker; each worker's options
   // are the listener's only.
-  auto set = compile_route_set(std::move(options.clusters), std::move(options.routes),
-                               std::move(options.filters));
+  auto set = compile_route_set(options);
   if (!set) return std::move(set).error();
-  options.clusters.clear();
-  options.routes.clear();
-  options.filters.clear();
   auto impl = std::make_unique<WorkersImpl>();
   const unsigned first_index = options.worker_index;
   for (unsigned i = 0; i < threads; ++i) {
@@ -278,8 +274,7 @@ Status WorkersImpl::reload(ServerOptions options) {
   if (on_worker_thread())
     return make_error(ErrorKind::invalid_argument,
                       "reload cannot be called from a worker's thread");
-  auto set = compile_route_set(std::move(options.clusters), std::move(options.routes),
-                               std::move(options.filters));
+  auto set = compile_route_set(options);
   if (!set) return std::move(set).error();
   std::vector<PreparedRoutes> prepared;
   prepared.reserve(workers.size());
