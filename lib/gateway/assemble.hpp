@@ -22,6 +22,7 @@ namespace portico::detail {
 
 struct AssembledConfig {
   std::vector<proxy::ClusterOptions> clusters;
+  // Route i is route i of GatewayConfig::router; the proxy takes both.
   std::vector<proxy::RouteOptions> routes;
   std::shared_ptr<const filters::Consumers> consumers;
   std::vector<std::string> route_names;    // configured routes, in order
