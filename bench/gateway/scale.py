@@ -9,6 +9,18 @@ during and after the reloads. Everything runs on 127.0.0.1: one upstream
 
     bench/gateway/scale.py [--gateway build-release/examples/gateway/portico-gateway]
                            [--routes 10000] [--consumers 1000] [--reloads 5] [--quick]
+
+Figures (debugoptimized, 2 cores shared with other work, so wall times
+swing 2-3x from run to run; --reloads 8). Reading the configuration is most
+of a reload. The router the validator builds to find conflicts used to be
+built again by the proxy; it is now handed over, and Router::reserve sizes
+its node array once. Per reload, counted by callgrind on one document:
+693 M instructions before, 593 M after (Router::add 128 M -> 60 M: one
+build instead of two; the proxy's compile 76 M -> 7 M). Resident memory
+after 8 reloads: 170 MiB before, 153 MiB after (80.5 and 77.1 MiB at
+start). Start: about 1 s either way (the metric series of 10,000 routes are
+a large part of it). Reloads, in back-to-back runs: 235-1611 ms before,
+251-798 ms after.
 """
 import argparse
 import http.client

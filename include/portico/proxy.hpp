@@ -210,6 +210,16 @@ struct ServerOptions {
   unsigned worker_index = 0;
   std::vector<ClusterOptions> clusters;
   std::vector<RouteOptions> routes;
+  // Optional: a router that already holds `routes`, so that they are not
+  // added to a new one again (a configuration layer that built a router to
+  // check its routes for conflicts hands it over; several servers and
+  // reloads may share one, as it is only read). Route i of the router must
+  // be routes[i], as RouteSpec{name, host, path, methods, predicates,
+  // weighted_clusters}, names included; anything else is refused with the
+  // first route that differs. Null: the router is built from `routes`.
+  std::shared_ptr<const Router> router;
+  // Run for every request, before the route's filters. Their on_log runs
+  // for unrouted requests (404, 405, 400) too.
   // Run for every request, before the route's filters. For unrouted
   // requests (404, 405, 400) their on_early_error and on_log run.
   std::vector<std::shared_ptr<Filter>> filters;

@@ -142,6 +142,7 @@ struct Predicate {
 struct WeightedTarget {
   std::string name;
   std::uint32_t weight = 1;  // 0 keeps a target configured but idle (blue-green)
+  bool operator==(const WeightedTarget&) const = default;
 };
 
 // What a caller asks the router to hold.
@@ -275,6 +276,11 @@ class PORTICO_API Router {
   //    existing route, or a capture named differently from an existing one at
   //    the same position; the message names both routes.
   Result<RouteId> add(RouteSpec spec);
+
+  // Makes room for `routes` more routes, so that adding thousands does not
+  // move the table over and over as it grows. Only a hint: add() works
+  // without it, and more routes than announced may follow.
+  void reserve(std::size_t routes);
 
   // Looks a request up. Never fails: an unknown method, an over-long host or
   // a path that fits nothing simply does not match.

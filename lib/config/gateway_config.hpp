@@ -4,7 +4,8 @@
 //
 // read_gateway_config() checks everything it can without the network and
 // without building a policy: types, ranges, durations, unknown fields,
-// addresses and CIDRs, route patterns and conflicts (with a scratch Router),
+// addresses and CIDRs, route patterns and conflicts (with the Router kept in
+// GatewayConfig::router),
 // names that refer to services, plans and consumers, the primitives' own
 // validation (circuit breaker, outlier detection). Every problem goes to
 // `problems` with its JSON path; the model is meant to be used only when
@@ -16,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -143,6 +145,11 @@ struct GatewayConfig {
   std::vector<filters::PlanConfig> plans;
   std::vector<ConsumerEntry> consumers;
   std::vector<PluginEntry> plugins;  // global
+  // The router that checked the routes for conflicts, holding every (path,
+  // host) pair of `routes` in the order the gateway gives them to the
+  // proxy: handed to it (proxy::ServerOptions::router) so that the routes
+  // are compiled once per configuration, not twice.
+  std::shared_ptr<const Router> router;
 };
 
 // Reads and validates a whole document (see the top of this file). Every

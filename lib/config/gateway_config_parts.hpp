@@ -3,6 +3,7 @@
 // and address checks (gateway_config.cpp).
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -40,8 +41,9 @@ struct RouteContext {
   std::unordered_set<std::string> consumers;
   // Names of the global and consumer entries: they may apply to any route.
   std::unordered_set<std::string> shared_plugins;
-  // The routes read so far, so that the router itself reports conflicts.
-  Router router;
+  // The routes read so far, so that the router itself reports conflicts;
+  // handed over as GatewayConfig::router.
+  std::shared_ptr<Router> router = std::make_shared<Router>();
 };
 
 // One element of "routes".

@@ -1,8 +1,9 @@
 // "routes": matching (paths, hosts, methods, header and query conditions),
 // targets (one service or weighted ones), path changes (strip_path,
 // rewrite) and plugins. Patterns are checked by the router's own parser and
-// every route is added to a scratch Router, so the router's messages and
-// its notion of a conflict are what the operator sees.
+// every route is added to a Router, so the router's messages and its
+// notion of a conflict are what the operator sees; that router is the one
+// the proxy then runs (GatewayConfig::router).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -303,11 +304,25 @@ bool check_conditions(const std::vector<PlacedPredicate>& conditions, ConfigProb
   return ok;
 }
 
-// Adds every (path, host) pair to the scratch router; conflicts are
-// reported at the path of the later route.
+// The targets the proxy gives the router for this route (the gateway's
+// assembly: weighted services, when there are several), so that the router
+// built here is the one the proxy runs. Weights that are all 0 were
+// reported already, and the router would only say it again.
+std::vector<WeightedTarget> router_targets(const RouteConfig& route) {
+  std::uint64_t sum = 0;
+  for (const WeightedTarget& t : route.services)
+    sum += t.weight;
+  if (route.services.size() < 2 || sum == 0) return {};
+  return route.services;
+}
+
+// Adds every (path, host) pair to the router, in the order the gateway
+// gives them to the proxy (paths, then hosts); conflicts are reported at
+// the path of the later route.
 void add_to_router(JsonObject& r, RouteConfig& route, const std::vector<ParsedPath>& paths,
                    const std::vector<PlacedPredicate>& conditions, Router& router) {
   if (route.methods.empty()) return;
+  const std::vector<WeightedTarget> weighted = router_targets(route);
   const std::vector<std::string> any_host{""};
   const auto& hosts = route.hosts.empty() ? any_host : route.hosts;
   for (std::size_t i = 0; i < paths.size(); ++i) {
@@ -315,6 +330,7 @@ void add_to_router(JsonObject& r, RouteConfig& route, const std::vector<ParsedPa
       RouteSpec spec{route.name, host, route.paths[i].pattern, route.methods, {}, {}};
       for (const PlacedPredicate& c : conditions)
         spec.predicates.push_back(c.predicate);
+      spec.targets = weighted;
       auto added = router.add(std::move(spec));
       if (added) continue;
       const std::string path = json_path_index(r.field_path("paths"), paths[i].index);
@@ -350,7 +366,7 @@ RouteConfig read_route(JsonObject& r, RouteContext& context) {
   check_plugin_consumers(out, context, r.problems());
   read_plugin_order(r, out, context);
   r.finish();
-  add_to_router(r, out, paths, conditions, context.router);
+  add_to_router(r, out, paths, conditions, *context.router);
   return out;
 }
 

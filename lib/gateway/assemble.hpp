@@ -28,6 +28,7 @@ struct JwksSourceRef {
 
 struct AssembledConfig {
   std::vector<proxy::ClusterOptions> clusters;
+  // Route i is route i of GatewayConfig::router; the proxy takes both.
   std::vector<proxy::RouteOptions> routes;
   // The global plugins' chain, for requests no route takes
   // (ServerOptions::unrouted_filters): a 404 gets its request id too.

@@ -215,7 +215,7 @@ class GatewayImpl : public detail::AdminBackend {
     return e;
   }
 
-  proxy::ServerOptions server_options(const Generation& g, std::size_t listener) const;
+  proxy::ServerOptions server_options(Generation& g, std::size_t listener) const;
   Status start_observability(const detail::AccessLogConfig& log);
   Status start_admin();
   Status start_listeners();
@@ -373,7 +373,12 @@ void GatewayImpl::close_on_control() {
   }
 }
 
-proxy::ServerOptions GatewayImpl::server_options(const Generation& g, std::size_t listener) const {
+// The routes and their router go to the proxy, which keeps them: the last
+// listener takes the generation's own (the others share the router and
+// copy the routes), so that thousands of routes are neither copied nor
+// compiled again, and the router is freed with the last worker table that
+// uses it, off the loops.
+proxy::ServerOptions GatewayImpl::server_options(Generation& g, std::size_t listener) const {
   const detail::GatewayConfig& c = g.config;
   const detail::ListenerConfig& l = c.listeners[listener];
   proxy::ServerOptions o;
@@ -386,7 +391,9 @@ proxy::ServerOptions GatewayImpl::server_options(const Generation& g, std::size_
   o.request_timeout = c.server.request_timeout;
   o.trusted_proxies = c.server.trusted_proxies;
   o.clusters = g.assembled.clusters;
-  o.routes = g.assembled.routes;
+  const bool last = listener + 1 == c.listeners.size();
+  o.routes = last ? std::move(g.assembled.routes) : g.assembled.routes;
+  o.router = last ? std::move(g.config.router) : g.config.router;
   o.filters.push_back(g.observe);
   o.unrouted_filters = g.assembled.unrouted_filters;
   // The proxy's own errors in the policies' JSON shape.

@@ -819,7 +819,7 @@ void conn_start_request(Conn* c) {
     }
     in.headers = std::span<const HeaderField>(fields, n);
   }
-  x->match = set.router.match(in);
+  x->match = set.router->match(in);
   if (x->match.status != MatchStatus::matched) {
     const bool not_found = x->match.status == MatchStatus::not_found;
     conn_refuse_early(
@@ -1811,6 +1811,59 @@ Result<ClusterIndex> index_clusters(const std::vector<ClusterOptions>& clusters)
   return index;
 }
 
+RouteSpec route_spec(const RouteOptions& ro) {
+  RouteSpec spec;
+  spec.name = ro.name;
+  spec.host = ro.host;
+  spec.path = ro.path;
+  spec.methods = ro.methods;
+  spec.predicates = ro.predicates;
+  spec.targets = ro.weighted_clusters;
+  return spec;
+}
+
+bool same_route(const RouteSpec& held, const RouteOptions& ro) {
+  return held.name == ro.name && held.host == ro.host && held.path == ro.path &&
+         held.methods == ro.methods && held.predicates == ro.predicates &&
+         held.targets == ro.weighted_clusters;
+}
+
+// A router handed over must hold the routes as this set would have added
+// them: route i is routes[i], field for field, so that it matches what the
+// options say (a stale router would route to the wrong chain).
+Status check_given_router(const Router& router, const std::vector<RouteOptions>& routes) {
+  if (router.size() != routes.size())
+    return make_error(ErrorKind::invalid_argument,
+                      "router: holds " + std::to_string(router.size()) + " routes for " +
+                          std::to_string(routes.size()) + " in routes");
+  for (std::size_t i = 0; i < routes.size(); ++i) {
+    if (!same_route(router.route(static_cast<RouteId>(i)).spec(), routes[i]))
+      return make_error(
+          ErrorKind::invalid_argument,
+          route_field(i, ": differs from route " + std::to_string(i) + " of the given router"));
+  }
+  return {};
+}
+
+// The router of the set: the given one once checked, or one built here.
+Status compile_router(RouteSet& set, std::shared_ptr<const Router> given) {
+  if (given) {
+    if (auto st = check_given_router(*given, set.route_options); !st) return st;
+    set.router = std::move(given);
+    return {};
+  }
+  auto router = std::make_shared<Router>();
+  router->reserve(set.route_options.size());
+  for (std::size_t i = 0; i < set.route_options.size(); ++i) {
+    auto id = router->add(route_spec(set.route_options[i]));
+    if (!id) return make_error(id.error().kind, route_field(i, ": " + id.error().message));
+  }
+  set.router = std::move(router);
+  return {};
+}
+
+// Every route's target and filter chain, by RouteId (route i of the router
+// is routes[i]: both count up in the order of the options).
 Status compile_routes(RouteSet& set, const ClusterIndex& clusters) {
   set.routes.reserve(set.route_options.size());
   for (std::size_t i = 0; i < set.route_options.size(); ++i) {
@@ -1826,20 +1879,10 @@ Status compile_routes(RouteSet& set, const ClusterIndex& clusters) {
             route_field(i, ".filters[" + std::to_string(j) + "]: the filter is null"));
       cr.filters.push_back(ro.filters[j].get());
     }
-    RouteSpec spec;
-    spec.name = ro.name;
-    spec.host = ro.host;
-    spec.path = ro.path;
-    spec.methods = ro.methods;
-    spec.predicates = ro.predicates;
-    spec.targets = ro.weighted_clusters;
     for (const Predicate& p : ro.predicates)
       if (is_header_predicate(p)) set.match_headers = true;
-    auto id = set.router.add(std::move(spec));
-    if (!id) return make_error(id.error().kind, route_field(i, ": " + id.error().message));
-    cr.route = &set.router.route(*id);
-    if (set.routes.size() <= *id) set.routes.resize(*id + 1);
-    set.routes[*id] = std::move(cr);
+    cr.route = &set.router->route(static_cast<RouteId>(i));
+    set.routes.push_back(std::move(cr));
   }
   return {};
 }
@@ -1852,6 +1895,11 @@ Result<std::shared_ptr<const RouteSet>> compile_route_set(ServerOptions& options
   set->route_options = std::move(options.routes);
   set->filter_options = std::move(options.filters);
   set->unrouted_filter_options = std::move(options.unrouted_filters);
+  std::shared_ptr<const Router> given = std::move(options.router);
+  options.clusters.clear();
+  options.routes.clear();
+  options.filters.clear();
+  options.unrouted_filters.clear();
   auto clusters = index_clusters(set->cluster_options);
   if (!clusters) return std::move(clusters).error();
   for (std::size_t i = 0; i < set->filter_options.size(); ++i) {
@@ -1867,6 +1915,7 @@ Result<std::shared_ptr<const RouteSet>> compile_route_set(ServerOptions& options
                         "unrouted_filters[" + std::to_string(i) + "]: the filter is null");
     set->unrouted_chain.push_back(set->unrouted_filter_options[i].get());
   }
+  if (auto st = compile_router(*set, std::move(given)); !st) return std::move(st).error();
   if (auto st = compile_routes(*set, *clusters); !st) return std::move(st).error();
   return std::shared_ptr<const RouteSet>(std::move(set));
 }
@@ -2296,6 +2345,7 @@ Result<std::unique_ptr<Server>> Server::create(uv_loop_t* loop, ServerOptions op
   options.routes.clear();
   options.filters.clear();
   options.unrouted_filters.clear();
+  options.router.reset();
   auto impl = std::make_unique<ServerImpl>(loop, std::move(options));
   if (auto st = impl->compile(std::move(set)); !st) return std::move(st).error();
   return std::unique_ptr<Server>(new Server(std::move(impl)));

@@ -101,7 +101,9 @@ struct RouteSet {
   std::vector<RouteOptions> route_options;
   std::vector<std::shared_ptr<Filter>> filter_options;
   std::vector<std::shared_ptr<Filter>> unrouted_filter_options;
-  Router router;
+  // Built here, or handed over (ServerOptions::router) by a caller that
+  // built it to validate its configuration; read-only either way.
+  std::shared_ptr<const Router> router;
   std::vector<CompiledRoute> routes;  // by RouteId
   std::vector<Filter*> global_filters;
   // The chain of a request no route takes: the global filters, then the
@@ -110,9 +112,9 @@ struct RouteSet {
   bool match_headers = false;  // a route has header predicates
 };
 
-// Validates the clusters, routes and filters of `options` and compiles
-// them, moving them out of `options`. Touches no loop and no server: safe
-// on any thread.
+// Validates the clusters, routes, filters and router of `options` and
+// compiles them; takes them (they are left empty). Touches no loop and no
+// server: safe on any thread.
 Result<std::shared_ptr<const RouteSet>> compile_route_set(ServerOptions& options);
 
 // What a reload replaces on one server: a shared RouteSet and this

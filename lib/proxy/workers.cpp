@@ -202,10 +202,6 @@ Result<std::unique_ptr<Workers>> Workers::start(ServerOptions options, unsigned 
   // are the listener's only.
   auto set = compile_route_set(options);
   if (!set) return std::move(set).error();
-  options.clusters.clear();
-  options.routes.clear();
-  options.filters.clear();
-  options.unrouted_filters.clear();
   auto impl = std::make_unique<WorkersImpl>();
   const unsigned first_index = options.worker_index;
   for (unsigned i = 0; i < threads; ++i) {

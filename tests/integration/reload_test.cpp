@@ -412,3 +412,78 @@ TEST_CASE("Workers::reload is all or none over its workers; a replaced set is fr
   for (int i = 0; i < 8; ++i)  // connections spread over both workers
     CHECK(body_of(roundtrip((*workers)->port(), "GET /r2/1 HTTP/1.1\r\nHost: h\r\n\r\n")) == "two");
 }
+
+namespace {
+
+// The router a configuration layer would have built for `routes`.
+std::shared_ptr<Router> router_of(const std::vector<proxy::RouteOptions>& routes) {
+  auto router = std::make_shared<Router>();
+  for (const proxy::RouteOptions& r : routes)
+    REQUIRE(router->add({r.name, r.host, r.path, r.methods, r.predicates, r.weighted_clusters}));
+  return router;
+}
+
+}  // namespace
+
+TEST_CASE("a router handed over with its routes is used as is; one that differs is refused") {
+  Upstream blue([](const std::string&) { return ok_response("blue"); });
+  Upstream green([](const std::string&) { return ok_response("green"); });
+  proxy::ServerOptions o;
+  o.clusters.push_back(cluster_of("blue", {blue.port()}));
+  o.clusters.push_back(cluster_of("green", {green.port()}));
+  auto v2 = handler_route("/v", says("v2"));
+  v2.name = "v2";
+  v2.predicates.push_back(Predicate::header_equals("X-API-Version", "2"));
+  o.routes.push_back(v2);
+  o.routes.push_back(handler_route("/v", says("v1")));
+  auto only_green = cluster_route("/g/{id}", "blue");
+  only_green.weighted_clusters = {{"blue", 0}, {"green", 1}};
+  o.routes.push_back(only_green);
+  std::weak_ptr<Router> handed;
+  auto workers = [&] {
+    proxy::ServerOptions first = o;
+    auto router = router_of(first.routes);
+    handed = router;
+    first.router = std::move(router);
+    auto w = proxy::Workers::start(std::move(first), 2);
+    REQUIRE_MESSAGE(w, (w ? "" : w.error().message));
+    return std::move(*w);
+  }();
+  CHECK_FALSE(handed.expired());  // the workers' set holds it: it was not rebuilt
+  for (int i = 0; i < 4; ++i) {   // connections spread over both workers
+    CHECK(body_of(roundtrip(workers->port(),
+                            "GET /v HTTP/1.1\r\nHost: h\r\nX-API-Version: 2\r\n\r\n")) == "v2");
+    CHECK(body_of(roundtrip(workers->port(), "GET /v HTTP/1.1\r\nHost: h\r\n\r\n")) == "v1");
+    CHECK(body_of(roundtrip(workers->port(), "GET /g/7 HTTP/1.1\r\nHost: h\r\n\r\n")) == "green");
+  }
+
+  // A router that does not hold exactly the routes is refused, and the
+  // running set stays.
+  proxy::ServerOptions moved = o;
+  moved.router = router_of(o.routes);
+  moved.routes[2].path = "/h/{id}";
+  auto st = workers->reload(moved);
+  REQUIRE_FALSE(st);
+  CHECK(st.error().message == "routes[2]: differs from route 2 of the given router");
+  proxy::ServerOptions reweighted = o;
+  reweighted.router = router_of(o.routes);
+  reweighted.routes[2].weighted_clusters[0].weight = 1;
+  st = workers->reload(reweighted);
+  REQUIRE_FALSE(st);
+  CHECK(st.error().message == "routes[2]: differs from route 2 of the given router");
+  proxy::ServerOptions fewer = o;
+  fewer.router = router_of(o.routes);
+  fewer.routes.pop_back();
+  st = workers->reload(fewer);
+  REQUIRE_FALSE(st);
+  CHECK(st.error().message == "router: holds 3 routes for 2 in routes");
+  CHECK(workers->stats().reloads == 0);
+
+  // Without one, the router is built from the routes; the handed-over one
+  // goes with the replaced set.
+  REQUIRE(workers->reload(o));
+  for (int i = 0; i < 400 && !handed.expired(); ++i)
+    std::this_thread::sleep_for(5ms);
+  CHECK(handed.expired());
+  CHECK(body_of(roundtrip(workers->port(), "GET /g/7 HTTP/1.1\r\nHost: h\r\n\r\n")) == "green");
+}

@@ -663,3 +663,32 @@ TEST_SUITE("unit") {
     CHECK(l.config.consumers.size() >= 2);
   }
 }
+
+TEST_CASE("the router that checked the routes holds each (path, host) pair as the proxy gets it") {
+  const Loaded loaded = load(with_route(R"({"name": "split", "paths": ["/a/{id}", "/b/**"],
+      "hosts": ["api.example.com", "*.example.org"], "methods": ["GET"],
+      "headers": {"X-Version": "2"},
+      "services": [{"name": "users", "weight": 3}, {"name": "users-v2", "weight": 1}]})"));
+  REQUIRE(loaded.problems.empty());
+  REQUIRE(loaded.config.router != nullptr);
+  const Router& router = *loaded.config.router;
+  REQUIRE(router.size() == 4);
+  const std::vector<std::pair<std::string, std::string>> order = {{"/a/{id}", "api.example.com"},
+                                                                  {"/a/{id}", "*.example.org"},
+                                                                  {"/b/**", "api.example.com"},
+                                                                  {"/b/**", "*.example.org"}};
+  for (RouteId i = 0; i < 4; ++i) {
+    const RouteSpec& spec = router.route(i).spec();
+    CHECK(spec.name == "split");
+    CHECK(spec.path == order[i].first);
+    CHECK(spec.host == order[i].second);
+    CHECK(spec.methods == MethodSet{Method::get});
+    CHECK(spec.predicates == std::vector{Predicate::header_equals("X-Version", "2")});
+    CHECK(spec.targets == std::vector<WeightedTarget>{{"users", 3}, {"users-v2", 1}});
+  }
+  // One service is no weighted choice: the proxy sends to it directly.
+  const Loaded single = load(with_route(R"({"name": "one", "paths": ["/x"], "service": "users"})"));
+  REQUIRE(single.problems.empty());
+  REQUIRE(single.config.router->size() == 1);
+  CHECK(single.config.router->route(0).spec().targets.empty());
+}

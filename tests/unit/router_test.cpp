@@ -612,3 +612,23 @@ TEST_CASE("a large generated table: every route is found, neighbours are not con
   CHECK(hit(r, "/svc12/items/1/tags") == "404");
   CHECK(r.size() == 9000);
 }
+
+TEST_CASE("reserve is only a hint: routes before and after it keep their ids and matches") {
+  Router r;
+  CHECK(add_ok(r, spec("/users/{id}", MethodSet::any(), "user")) == 0);
+  const Match before = get(r, "/users/7");
+  REQUIRE(before.status == MatchStatus::matched);
+  r.reserve(1000);
+  for (int i = 0; i < 300; ++i)  // more than three nodes' worth of some
+    CHECK(add_ok(r, spec("/g" + std::to_string(i % 7) + "/r" + std::to_string(i) + "/{id}/**",
+                         MethodSet::any(), "r" + std::to_string(i))) ==
+          static_cast<RouteId>(i + 1));
+  r.reserve(0);
+  CHECK(r.size() == 301);
+  CHECK(hit(r, "/users/7") == "user");
+  CHECK(before.param("id") == "7");  // a view into the interned name, still valid
+  CHECK(hit(r, "/g3/r10/5/a/b") == "r10");
+  CHECK(get(r, "/g5/r299/x").param("id") == "x");
+  CHECK(hit(r, "/g5/r299") == "404");
+  add_err(r, spec("/users/{name}"));  // conflicts are still seen
+}
