@@ -1548,6 +1548,22 @@ portico_status portico_request_response_status(const portico_request* request, i
   return PORTICO_OK;
 }
 
+portico_status portico_request_set_response_status(portico_request* request, int32_t status) {
+  constexpr const char* fn = "portico_request_set_response_status";
+  return guarded(fn, [&]() -> portico_status {
+    if (portico_status st = check_request(request, fn)) return st;
+    if (portico_status st = need_filter(request, fn)) return st;
+    if (portico_status st = need_phase(request, Phase::response, fn)) return st;
+    // The core ignores a status outside this range; here it is an error the
+    // caller sees (1xx is never a final status).
+    if (status < 200 || status > 599)
+      return fail(PORTICO_ERR_INVALID_ARGUMENT,
+                  std::string(fn) + ": status " + std::to_string(status) + " is outside 200..599");
+    request->ctx->set_response_status(status);
+    return PORTICO_OK;
+  });
+}
+
 portico_status portico_request_response_header(const portico_request* request, const char* name,
                                                size_t name_len, const char** value,
                                                size_t* value_len) {
