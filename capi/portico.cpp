@@ -114,15 +114,22 @@ struct HandleHead {
   std::uint64_t words[2] = {0, 0};
 };
 
-template <class Handle>
-portico_status check_handle(const Handle* h, Tag tag, const char* function) {
-  if (h == nullptr)
-    return fail(PORTICO_ERR_INVALID_HANDLE, std::string(function) + ": NULL handle");
-  if (h->tag == tag) return PORTICO_OK;
-  if (h->tag == Tag::dead)
+// The checks below run on every call: their passing path is inlined into
+// each entry point, and only a failure (which builds a message) calls out,
+// to a cold function that stays out of the way.
+[[gnu::cold, gnu::noinline]] portico_status bad_handle(bool null, Tag found, const char* function) {
+  if (null) return fail(PORTICO_ERR_INVALID_HANDLE, std::string(function) + ": NULL handle");
+  if (found == Tag::dead)
     return fail(PORTICO_ERR_INVALID_HANDLE, std::string(function) + ": handle used after free");
   return fail(PORTICO_ERR_INVALID_HANDLE,
               std::string(function) + ": not a handle of this type (freed or corrupted?)");
+}
+
+template <class Handle>
+inline portico_status check_handle(const Handle* h, Tag tag, const char* function) {
+  if (h != nullptr && h->tag == tag) [[likely]]
+    return PORTICO_OK;
+  return bad_handle(h == nullptr, h == nullptr ? Tag::dead : h->tag, function);
 }
 
 // Frees a handle made by `new`, clearing its tag first. A second free is
@@ -140,11 +147,15 @@ void free_handle(Handle* h, Tag tag, const char* function) noexcept {
   delete h;
 }
 
+[[gnu::cold, gnu::noinline]] portico_status null_output(const char* function) {
+  return fail(PORTICO_ERR_INVALID_ARGUMENT, std::string(function) + ": NULL output pointer");
+}
+
 template <class Out>
-portico_status check_out(Out* out, const char* function) {
-  if (out == nullptr)
-    return fail(PORTICO_ERR_INVALID_ARGUMENT, std::string(function) + ": NULL output pointer");
-  return PORTICO_OK;
+inline portico_status check_out(Out* out, const char* function) {
+  if (out != nullptr) [[likely]]
+    return PORTICO_OK;
+  return null_output(function);
 }
 
 // ------------------------------------------------------------ strings
@@ -153,16 +164,22 @@ portico_status check_out(Out* out, const char* function) {
 // number cast to size_t, an uninitialised variable).
 constexpr std::size_t kMaxLength = std::size_t{1} << 40;
 
-portico_status check_bytes(const char* s, std::size_t len, const char* what,
-                           std::string_view& out) {
-  if (s == nullptr && len != 0)
+[[gnu::cold, gnu::noinline]] portico_status bad_bytes(const char* s, std::size_t len,
+                                                      const char* what) {
+  if (s == nullptr)
     return fail(PORTICO_ERR_INVALID_ARGUMENT,
                 std::string(what) + " is NULL with length " + std::to_string(len));
-  if (len > kMaxLength)
-    return fail(PORTICO_ERR_INVALID_ARGUMENT,
-                std::string(what) + ": length " + std::to_string(len) + " is not plausible");
-  out = s == nullptr ? std::string_view() : std::string_view(s, len);
-  return PORTICO_OK;
+  return fail(PORTICO_ERR_INVALID_ARGUMENT,
+              std::string(what) + ": length " + std::to_string(len) + " is not plausible");
+}
+
+inline portico_status check_bytes(const char* s, std::size_t len, const char* what,
+                                  std::string_view& out) {
+  if ((s != nullptr || len == 0) && len <= kMaxLength) [[likely]] {
+    out = s == nullptr ? std::string_view() : std::string_view(s, len);
+    return PORTICO_OK;
+  }
+  return bad_bytes(s, len, what);
 }
 
 // The offset of the first byte that does not continue valid UTF-8, or npos.
@@ -487,16 +504,21 @@ portico_status portico_router_match(const portico_router* router, portico_match*
     std::string_view m, h, p;
     if (portico_status st = check_bytes(method, method_len, "method", m)) return st;
     if (portico_status st = check_bytes(host, host_len, "host", h)) return st;
-    // Paths are text, as in portico_router_add: bytes that are not UTF-8
-    // get the same status there and here.
-    if (portico_status st = check_text(path, path_len, "path", p)) return st;
+    if (portico_status st = check_bytes(path, path_len, "path", p)) return st;
     match->done = false;
     // Normalising never lengthens a path: the match's buffer is resized
     // only when a longer path than ever before comes (no allocation in the
     // steady state).
     if (match->path.size() < p.size()) match->path.resize(p.size());
     auto n = portico::normalize_path(p, std::span<char>(match->path.data(), match->path.size()));
-    if (!n) return fail(n.error());
+    if (!n) {
+      // Paths are text, as in portico_router_add: bytes that are not UTF-8
+      // get the same status there and here. A path normalize_path accepts
+      // is printable ASCII, so the text check (two more passes over the
+      // path) runs only here, to name the error.
+      if (portico_status st = check_text(path, path_len, "path", p)) return st;
+      return fail(n.error());
+    }
     portico::MatchInput in;
     in.method = m;
     in.host = h;
@@ -1546,6 +1568,22 @@ portico_status portico_request_response_status(const portico_request* request, i
   if (portico_status st = need_phase(request, Phase::response, fn)) return st;
   *out = request->ctx->response_status();
   return PORTICO_OK;
+}
+
+portico_status portico_request_set_response_status(portico_request* request, int32_t status) {
+  constexpr const char* fn = "portico_request_set_response_status";
+  return guarded(fn, [&]() -> portico_status {
+    if (portico_status st = check_request(request, fn)) return st;
+    if (portico_status st = need_filter(request, fn)) return st;
+    if (portico_status st = need_phase(request, Phase::response, fn)) return st;
+    // The core ignores a status outside this range; here it is an error the
+    // caller sees (1xx is never a final status).
+    if (status < 200 || status > 599)
+      return fail(PORTICO_ERR_INVALID_ARGUMENT,
+                  std::string(fn) + ": status " + std::to_string(status) + " is outside 200..599");
+    request->ctx->set_response_status(status);
+    return PORTICO_OK;
+  });
 }
 
 portico_status portico_request_response_header(const portico_request* request, const char* name,

@@ -501,6 +501,12 @@ PORTICO_API portico_status portico_request_set_path(portico_request* request,
 /* --- the response (response phase only) */
 PORTICO_API portico_status portico_request_response_status(const portico_request* request,
                                                            int32_t* out);
+/* Replaces the status sent to the client (200..599, else
+ * PORTICO_ERR_INVALID_ARGUMENT). A binding whose callback failed in the
+ * response phase reports the failure itself, sets 500 here and returns
+ * PORTICO_FILTER_CONTINUE, so the failure is reported once. */
+PORTICO_API portico_status portico_request_set_response_status(portico_request* request,
+                                                               int32_t status);
 PORTICO_API portico_status portico_request_response_header(const portico_request* request,
                                                            const char* name, size_t name_len,
                                                            const char** value, size_t* value_len);

@@ -2,7 +2,8 @@ package portico
 
 // The functions the C library calls back, reached through the trampolines
 // in gateway.go. A Go panic must never unwind into C: each one recovers,
-// reports and answers 500.
+// reports and answers 500 (or sets 500, in the response phase) itself, so
+// that the gateway has nothing to report again.
 
 /*
 #include <stdint.h>
@@ -35,7 +36,7 @@ func portico_go_filter(request *C.portico_request, user C.uintptr_t, phase C.int
 				name, rep = f.name, f.report
 			}
 			rep.report(fmt.Sprintf("filter %q panicked in the %s phase: %v\n%s", name, phaseNames[phase&1], v, debug.Stack()))
-			result = answerInternalError(request, phase == 0, C.PORTICO_FILTER_RESPOND, badAction)
+			result = filterFailed(request, phase)
 		}
 	}()
 	f = handleValue(user).(*filter)
@@ -48,7 +49,7 @@ func portico_go_filter(request *C.portico_request, user C.uintptr_t, phase C.int
 		return C.int32_t(action)
 	default:
 		f.report.report(fmt.Sprintf("filter %q returned the unknown Action %d in the %s phase", f.name, action, phaseNames[phase&1]))
-		return badAction
+		return filterFailed(request, phase)
 	}
 }
 
@@ -77,6 +78,19 @@ func portico_go_handler(request *C.portico_request, user C.uintptr_t) (result C.
 func portico_go_error(message *C.char, length C.size_t, user C.uintptr_t) {
 	defer func() { _ = recover() }() // reporter.report recovers the host's panics; this is for a bad handle
 	handleValue(user).(*reporter).report(gostr(message, length))
+}
+
+// filterFailed ends a filter callback that failed and was reported: the
+// request phase answers 500; the response phase, which cannot answer,
+// sets the status to 500 and goes on.
+func filterFailed(request *C.portico_request, phase C.int) C.int32_t {
+	if phase == 0 {
+		return answerInternalError(request, true, C.PORTICO_FILTER_RESPOND, badAction)
+	}
+	if C.portico_request_set_response_status(request, 500) != C.PORTICO_OK {
+		return badAction
+	}
+	return C.PORTICO_FILTER_CONTINUE
 }
 
 // answerInternalError answers 500 where the phase still allows an answer

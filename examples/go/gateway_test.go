@@ -110,6 +110,23 @@ func (r *reports) add(message string) {
 	r.seen = append(r.seen, message)
 }
 
+// count is how many reports contain every one of words.
+func (r *reports) count(words ...string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, s := range r.seen {
+		found := true
+		for _, w := range words {
+			found = found && strings.Contains(s, w)
+		}
+		if found {
+			n++
+		}
+	}
+	return n
+}
+
 // waitFor returns the first report that contains every one of words,
 // waiting a little: a report may arrive just after the response.
 func (r *reports) waitFor(t *testing.T, words ...string) string {
@@ -319,9 +336,14 @@ func TestPanickingFilterAnswers500AndTheGatewayKeepsServing(t *testing.T) {
 		}
 		return portico.Continue
 	}
+	var refused, replaced atomic.Value
 	panickyResponse := func(r *portico.Request) portico.Action {
 		if r.ResponseStatus() == 200 && strings.HasSuffix(r.Path(), "/late") {
 			panic("the response phase fell over")
+		}
+		if strings.HasSuffix(r.Path(), "/teapot") {
+			refused.Store(errors.Is(r.SetResponseStatus(99), portico.ErrInvalidArgument))
+			replaced.Store(r.SetResponseStatus(418) == nil)
 		}
 		return portico.Continue
 	}
@@ -348,6 +370,23 @@ func TestPanickingFilterAnswers500AndTheGatewayKeepsServing(t *testing.T) {
 	got.waitFor(t, `filter "go-tag" panicked in the response phase`)
 	if res = send(t, "GET", base+"/hello/ada", "", nil); res.status != 200 {
 		t.Fatalf("the request after a response-phase panic: %d", res.status)
+	}
+	// Reported once: by the binding, not again by the gateway ("status set
+	// to 500"), since the binding set the status itself.
+	time.Sleep(50 * time.Millisecond)
+	if n := got.count(`"go-tag"`, "response phase"); n != 1 {
+		t.Fatalf("the response-phase panic was reported %d times, want once: %q", n, got.seen)
+	}
+
+	// The response phase may replace the status, within 200..599.
+	if res = send(t, "GET", base+"/hello/teapot", "", nil); res.status != 418 {
+		t.Fatalf("a status set in the response phase: %d, want 418", res.status)
+	}
+	if ok, _ := refused.Load().(bool); !ok {
+		t.Fatal("SetResponseStatus(99) was not refused with ErrInvalidArgument")
+	}
+	if ok, _ := replaced.Load().(bool); !ok {
+		t.Fatal("SetResponseStatus(418) failed")
 	}
 }
 

@@ -277,6 +277,18 @@ func (r *Request) SetPath(pathAndQuery string) error {
 	})
 }
 
+// SetResponseStatus replaces the status the client gets (response phase;
+// 200..599, else ErrInvalidArgument).
+func (r *Request) SetResponseStatus(status int) error {
+	s := C.int32_t(0) // refused by the library, as is anything out of range
+	if status >= 0 && status <= 999 {
+		s = C.int32_t(status)
+	}
+	return r.edit("portico.Request.SetResponseStatus", func(p *C.portico_request) C.portico_status {
+		return C.portico_request_set_response_status(p, s)
+	})
+}
+
 // SetResponseHeader sets a header of the response (response phase).
 func (r *Request) SetResponseHeader(name, value string) error {
 	np, nl := cstr(name)

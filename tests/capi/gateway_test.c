@@ -1,7 +1,7 @@
 /* A configured gateway driven from C: a C filter (request and response
  * phases, per-entry config, header edits, path rewrite, local answers) in
  * front of a C handler serving the route, real requests on 127.0.0.1,
- * misbehaving callbacks answered 500 and reported, reload, metrics, and
+ * misbehaving callbacks answered 500 and reported once, reload, metrics, and
  * portico_gateway_run stopped from a callback. */
 #define _POSIX_C_SOURCE 200809L
 
@@ -58,6 +58,7 @@ static int32_t auth_request(portico_request* req, void* user) {
     if (portico_request_set_path(req, S("/hello/new?via=filter")) != PORTICO_OK) return 94;
   /* Editing the response here is refused: it is the request phase. */
   if (portico_request_set_response_header(req, S("x-a"), S("b")) != PORTICO_ERR_STATE) return 93;
+  if (portico_request_set_response_status(req, 503) != PORTICO_ERR_STATE) return 91;
   /* Calls that would wait for this very thread are refused. */
   atomic_store(&g_stop_in_callback, portico_gateway_stop(g_gateway, 0));
   g_kept_request = req; /* to check that a use after the callback is caught */
@@ -71,6 +72,26 @@ static int32_t auth_response(portico_request* req, void* user) {
   if (status == 200) portico_request_set_response_header(req, S("x-filtered"), S("yes"));
   return PORTICO_FILTER_CONTINUE;
 }
+
+/* "late", response phase only, as a binding does it: on /late/fails the
+ * callback "fails", reports that itself (counted in *user) and sets the
+ * status to 500, so the gateway has nothing more to report; on
+ * /late/garbage it returns garbage, which the gateway reports once. */
+static int32_t late_response(portico_request* req, void* user) {
+  const char* path;
+  size_t path_len;
+  atomic_int* own_reports = user;
+  if (portico_request_path(req, &path, &path_len) != PORTICO_OK) return 90;
+  if (view_is(path, path_len, "/late/garbage")) return 42;
+  if (!view_is(path, path_len, "/late/fails")) return PORTICO_FILTER_CONTINUE;
+  atomic_fetch_add(own_reports, 1);
+  if (portico_request_set_response_status(req, 99) != PORTICO_ERR_INVALID_ARGUMENT) return 89;
+  if (portico_request_set_response_status(req, 600) != PORTICO_ERR_INVALID_ARGUMENT) return 88;
+  if (portico_request_set_response_status(req, 500) != PORTICO_OK) return 87;
+  return PORTICO_FILTER_CONTINUE;
+}
+
+static atomic_int g_late_reports = 0;
 
 static int32_t garbage_filter(portico_request* req, void* user) {
   (void)req;
@@ -127,6 +148,8 @@ static const char kConfig[] =
     "   \"plugins\": [{\"name\": \"auth\", \"config\": {\"header\": \"x-api-key\"}}]},"
     "  {\"name\": \"garbage\", \"paths\": [\"/garbage\"], \"service\": \"echo\","
     "   \"plugins\": [{\"name\": \"garbage\"}]},"
+    "  {\"name\": \"late\", \"paths\": [\"/late/{what}\"], \"service\": \"echo\","
+    "   \"plugins\": [{\"name\": \"late\"}]},"
     "  {\"name\": \"broken\", \"paths\": [\"/broken\"], \"service\": \"broken\"}]}";
 
 /* The same routes, the hello route without its filter. */
@@ -142,6 +165,8 @@ static portico_gateway_options* make_options(int* auth_calls) {
   CHECK_OK(portico_gateway_options_add_filter(o, S("auth"), 500, auth_request, auth_response,
                                               auth_calls));
   CHECK_OK(portico_gateway_options_add_filter(o, S("garbage"), 0, garbage_filter, NULL, NULL));
+  CHECK_OK(
+      portico_gateway_options_add_filter(o, S("late"), 0, NULL, late_response, &g_late_reports));
   CHECK_OK(portico_gateway_options_add_handler(o, S("echo"), echo_handler, NULL));
   CHECK_OK(portico_gateway_options_add_handler(o, S("broken"), broken_handler, NULL));
   CHECK_OK(portico_gateway_options_set_error_callback(o, on_error, NULL));
@@ -223,6 +248,23 @@ static void test_serving(void) {
   CHECK(r.status == 500);
   CHECK(atomic_load(&g_errors) == 2);
   CHECK(strstr(g_last_error, "handler 'broken'") != NULL);
+
+  /* A response phase that failed and said so itself: 500, and the gateway
+   * reports nothing more (the failure is reported once, by the callback). */
+  CHECK(http_request(port, "GET", "/late/fails", "", "", &r) == 0);
+  CHECK(r.status == 500);
+  CHECK(atomic_load(&g_late_reports) == 1);
+  CHECK(atomic_load(&g_errors) == 2);
+  /* A response phase returning garbage: 500, reported once by the gateway. */
+  CHECK(http_request(port, "GET", "/late/garbage", "", "", &r) == 0);
+  CHECK(r.status == 500);
+  CHECK(atomic_load(&g_errors) == 3);
+  CHECK(strstr(g_last_error, "filter 'late' (response phase) returned 42") != NULL);
+  CHECK(atomic_load(&g_late_reports) == 1);
+  /* And a healthy request through the same filter is untouched. */
+  CHECK(http_request(port, "GET", "/late/fine", "", "", &r) == 0);
+  CHECK(r.status == 200);
+  CHECK(atomic_load(&g_errors) == 3);
 
   CHECK(http_request(port, "GET", "/nowhere", "", "", &r) == 0);
   CHECK(r.status == 404);

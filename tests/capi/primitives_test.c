@@ -102,6 +102,12 @@ static void test_router(void) {
   /* Paths are text here as in portico_router_add. */
   CHECK_STATUS(PORTICO_ERR_INVALID_UTF8,
                portico_router_match(r, m, S("GET"), S(""), S("/users/\xff")));
+  CHECK_STATUS(PORTICO_ERR_INVALID_UTF8,
+               portico_router_match(r, m, S("GET"), S(""), "/users/4\0002", 10));
+  CHECK_ERROR_SAYS("NUL byte at offset 8");
+  /* Text, but not a path: a byte the normaliser refuses. */
+  CHECK_STATUS(PORTICO_ERR_MALFORMED,
+               portico_router_match(r, m, S("GET"), S(""), S("/caf\xc3\xa9")));
 
   portico_match_free(m);
   portico_router_free(r);

@@ -24,8 +24,9 @@ ERR_STATE = 11
 
 FILTER_CONTINUE = 0
 FILTER_RESPOND = 1
-# Returned by a callback that could not answer by itself: outside the
-# contract on purpose, so that the gateway answers 500 and reports it.
+# Returned by a callback that failed and could not even answer 500 (or set
+# it) by itself: outside the contract on purpose, so that the gateway
+# answers 500 and reports it.
 CALLBACK_FAILED = -1
 
 NOW = -(2**63)  # PORTICO_NOW: the library reads the monotonic clock
@@ -152,6 +153,7 @@ _SIGNATURES = {
     "portico_request_remove_header": (S, [handle_t, text_t, size_t]),
     "portico_request_set_path": (S, [handle_t, text_t, size_t]),
     "portico_request_response_status": (S, [handle_t, p_i32]),
+    "portico_request_set_response_status": (S, [handle_t, i32]),
     "portico_request_response_header": (S, [handle_t, text_t, size_t, out_view, out_size]),
     "portico_request_set_response_header": (S, [handle_t, text_t, size_t, text_t, size_t]),
     "portico_request_remove_response_header": (S, [handle_t, text_t, size_t]),

@@ -172,9 +172,18 @@ class Request:
 
     @property
     def response_status(self):
+        """The status the client will get; may be replaced (200..599)."""
         status = ctypes.c_int32()
         errors.check(lib.portico_request_response_status(self._handle(), ctypes.byref(status)))
         return status.value
+
+    @response_status.setter
+    def response_status(self, status):
+        if isinstance(status, bool) or not isinstance(status, int):
+            raise TypeError(f"response_status must be an int, not {type(status).__name__}")
+        if not -2**31 <= status < 2**31:
+            raise ValueError(f"response_status {status} is outside 200..599")
+        errors.check(lib.portico_request_set_response_status(self._handle(), status))
 
     def response_header(self, name, default=None):
         return self._lookup(lib.portico_request_response_header, name, default)
@@ -226,17 +235,23 @@ class Request:
             raise TypeError("returned None without calling request.respond()")
         return _native.OK
 
-    def _fail(self, report, message, answered_code):
-        """After a callback raised: reports it and answers 500 when this
-        phase can; otherwise returns a code outside the contract, on which
-        the gateway answers 500 itself."""
+    def _fail(self, report, message, answered_code, response_phase=False):
+        """After a callback raised: reports it, then answers 500 (a filter's
+        request phase, a handler) or sets the status to 500 (a filter's
+        response phase) and returns `answered_code`, so that the gateway
+        has nothing to report again. Only when that fails too does it
+        return a code outside the contract, on which the gateway answers
+        500 itself (and reports the callback a second time)."""
         report(message, with_traceback=True)
-        if not self._responded and answered_code is not None:
-            try:
+        try:
+            if response_phase:
+                self.response_status = 500
+                return answered_code
+            if not self._responded:
                 self.respond(500, b"internal error\n", {"Content-Type": "text/plain"})
                 return answered_code
-            except Exception:
-                pass
+        except Exception:
+            pass
         return _native.CALLBACK_FAILED
 
 
@@ -392,7 +407,8 @@ def _keep_thread_state():
 
 
 def _filter_thunk(fn, name, phase, report):
-    answered = _native.FILTER_RESPOND if phase == "request" else None
+    # What the phase returns once the failure is reported and 500 set.
+    answered = _native.FILTER_RESPOND if phase == "request" else _native.FILTER_CONTINUE
 
     def call(request_pointer, _user):
         if not getattr(_callback, "kept", False):
@@ -403,7 +419,7 @@ def _filter_thunk(fn, name, phase, report):
             return request._filter_outcome(fn(request))
         except BaseException as e:
             return request._fail(report, f"filter {name!r} ({phase} phase) raised "
-                                 f"{type(e).__name__}: {e}", answered)
+                                 f"{type(e).__name__}: {e}", answered, phase == "response")
         finally:
             request._ptr = None
             _callback.active = False

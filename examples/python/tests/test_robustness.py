@@ -262,7 +262,39 @@ def test_a_response_phase_that_raises_answers_500():
 
     statuses, reports = serve_and_check([late], [echo], [{"name": "late"}], ["/boom", "/ok"])
     assert statuses == [500, 200]
-    assert any("late" in r and "KeyError" in r for r in reports)
+    # Reported once: by the binding, which sets the status to 500 itself,
+    # not again by the gateway for a return value outside the contract.
+    assert len(reports) == 1, reports
+    assert "late" in reports[0] and "KeyError" in reports[0] and "response phase" in reports[0]
+
+
+def test_a_response_phase_that_answers_is_reported_once():
+    @portico.filter("late-answer", phase="response")
+    def late_answer(req):
+        return portico.Response(418)  # too late: the upstream has answered
+
+    statuses, reports = serve_and_check([late_answer], [echo], [{"name": "late-answer"}], ["/"])
+    assert statuses == [500]
+    assert len(reports) == 1, reports
+    assert "StateError" in reports[0]
+
+
+def test_the_response_phase_may_replace_the_status():
+    refused = []
+
+    @portico.filter("teapot", phase="response")
+    def teapot(req):
+        for bad in (199, 600, 2**40):
+            try:
+                req.response_status = bad
+            except (portico.InvalidArgumentError, ValueError) as e:
+                refused.append(type(e).__name__)
+        req.response_status = 418
+
+    statuses, reports = serve_and_check([teapot], [echo], [{"name": "teapot"}], ["/"])
+    assert statuses == [418]
+    assert reports == []
+    assert refused == ["InvalidArgumentError", "InvalidArgumentError", "ValueError"]
 
 
 def test_a_handler_that_raises_or_answers_nothing_answers_500():

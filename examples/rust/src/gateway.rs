@@ -441,7 +441,7 @@ unsafe extern "C" fn error_trampoline(message: *const c_char, len: usize, user: 
 }
 
 // Neither CONTINUE, RESPOND nor OK: the library answers 500 and reports.
-// Returned only when even answering 500 from here failed.
+// Returned only when even answering (or setting) 500 from here failed.
 const GIVE_UP: i32 = -1;
 
 fn call(
@@ -475,10 +475,17 @@ fn call(
         ),
     };
     errors.report(&problem);
-    match request.respond(&Response::new(500).body("internal error\n")) {
-        Ok(()) => answered(role),
-        Err(_) => GIVE_UP,
-    }
+    // Reported here, so the library must have nothing to report again: the
+    // response phase cannot answer, but it can set the status.
+    let settled = match role {
+        Role::ResponseFilter => request
+            .set_response_status(500)
+            .map(|()| sys::PORTICO_FILTER_CONTINUE),
+        _ => request
+            .respond(&Response::new(500).body("internal error\n"))
+            .map(|()| answered(role)),
+    };
+    settled.unwrap_or(GIVE_UP)
 }
 
 fn answered(role: Role) -> i32 {

@@ -226,6 +226,12 @@ impl<'a> Request<'a> {
         Ok(u16::try_from(status).unwrap_or(0))
     }
 
+    /// Replaces the status the client gets (response phase; 200..599,
+    /// else `Status::InvalidArgument`).
+    pub fn set_response_status(&mut self, status: u16) -> Result<()> {
+        check(unsafe { sys::portico_request_set_response_status(self.raw, i32::from(status)) })
+    }
+
     /// A header of the upstream's response (response phase).
     pub fn response_header(&self, name: &str) -> Option<&[u8]> {
         self.named_view(sys::portico_request_response_header, name)

@@ -442,6 +442,10 @@ extern "C" {
         request: *const portico_request,
         out: *mut i32,
     ) -> portico_status;
+    pub fn portico_request_set_response_status(
+        request: *mut portico_request,
+        status: i32,
+    ) -> portico_status;
     pub fn portico_request_response_header(
         request: *const portico_request,
         name: *const c_char,
