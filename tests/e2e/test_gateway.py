@@ -200,9 +200,13 @@ class ProxyErrors(GatewayTestCase):
         self.assertEqual(r.headers.get("x-request-id"), "client-chosen-42")
         doc = self.assertJsonError(self.gw.get("/down"), 502)
         self.assertRegex(doc["request_id"], r"^[0-9a-f]{32}$")
-        # No route, so no policy ran: the proxy's own number.
+        # No route: the global request-id policy still marks the answer,
+        # with the client's id or one it made.
+        r = self.gw.get("/nowhere", {"X-Request-ID": "client-chosen-43"})
+        self.assertEqual(self.assertJsonError(r, 404)["request_id"], "client-chosen-43")
+        self.assertEqual(r.headers.get("x-request-id"), "client-chosen-43")
         doc = self.assertJsonError(self.gw.get("/nowhere"), 404)
-        self.assertRegex(doc["request_id"], r"^[0-9]+$")
+        self.assertRegex(doc["request_id"], r"^[0-9a-f]{32}$")
 
     def test_404_and_502_keep_the_connection_for_the_next_request(self):
         sock = self.connect()
