@@ -10,6 +10,33 @@
 
 # --- helpers ----------------------------------------------------------------
 
+# find_python: sets $python to $PYTHON, else python3, else the system's
+# interpreter (where Debian's modules are) when the first python3 on PATH
+# lacks the cryptography module the token signing needs.
+find_python() {
+  python=${PYTHON:-python3}
+  if [ -z "${PYTHON:-}" ] && ! python3 -c 'import cryptography' 2>/dev/null &&
+    [ -x /usr/bin/python3 ]; then
+    python=/usr/bin/python3
+  fi
+}
+
+# require_tools TOOL...: exits naming the first tool missing, or $python
+# without the cryptography module.
+require_tools() {
+  local tool
+  for tool in "$@" "$python"; do
+    command -v "$tool" >/dev/null || {
+      echo "missing: $tool (scripts/install-deps.sh installs the benchmark's tools)" >&2
+      exit 1
+    }
+  done
+  "$python" -c 'import cryptography' 2>/dev/null || {
+    echo "$python has no cryptography module: install python3-cryptography, or set PYTHON" >&2
+    exit 1
+  }
+}
+
 # http_request PORT PATH [HEADER...]: the whole response (status line,
 # header fields, body), over one HTTP/1.0 connection.
 http_request() {

@@ -42,10 +42,9 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-python=${PYTHON:-python3}
-if [ -z "${PYTHON:-}" ] && ! python3 -c 'import cryptography' 2>/dev/null && [ -x /usr/bin/python3 ]; then
-  python=/usr/bin/python3
-fi
+# shellcheck source=bench/gateway/common.sh
+. "$here/common.sh"
+find_python
 
 usage() {
   sed -n '2,/^set -e/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'
@@ -76,20 +75,12 @@ if [ "$requests" -lt 1 ] || [ "$requests" -gt 100000 ] || [ "$warmup" -gt 100000
 fi
 [ -x "$gateway" ] || { echo "not an executable: $gateway (build it, or pass --gateway)" >&2; exit 1; }
 
-for tool in valgrind nginx timeout "$python"; do
-  command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
-done
-"$python" -c 'import cryptography' 2>/dev/null || {
-  echo "$python has no cryptography module: install python3-cryptography, or set PYTHON" >&2
-  exit 1
-}
+require_tools valgrind nginx timeout
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/portico-gateway-instructions.XXXXXX")
 
 # shellcheck source=bench/proxy/processes.sh
 . "$here/../proxy/processes.sh"
-# shellcheck source=bench/gateway/common.sh
-. "$here/common.sh"
 
 nofile=$(ulimit -n)
 load_pin=()

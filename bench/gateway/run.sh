@@ -91,12 +91,9 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-python=${PYTHON:-python3}
-# The system's interpreter (where Debian's modules are) when the first on
-# PATH lacks the module.
-if [ -z "${PYTHON:-}" ] && ! python3 -c 'import cryptography' 2>/dev/null && [ -x /usr/bin/python3 ]; then
-  python=/usr/bin/python3
-fi
+# shellcheck source=bench/gateway/common.sh
+. "$here/common.sh"
+find_python
 
 usage() {
   sed -n '2,/^set -e/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'
@@ -131,23 +128,12 @@ if [ "$rounds" -lt 1 ] || [ "$rounds" -gt 100 ] || [ "$duration" -lt 1 ] || [ "$
 fi
 [ -x "$gateway" ] || { echo "not an executable: $gateway (build it, or pass --gateway)" >&2; exit 1; }
 
-for tool in nginx wrk taskset timeout "$python"; do
-  command -v "$tool" >/dev/null || {
-    echo "missing: $tool (scripts/install-deps.sh installs nginx and wrk)" >&2
-    exit 1
-  }
-done
-"$python" -c 'import cryptography' 2>/dev/null || {
-  echo "$python has no cryptography module: install python3-cryptography, or set PYTHON" >&2
-  exit 1
-}
+require_tools nginx wrk taskset timeout
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/portico-gateway-bench.XXXXXX")
 
 # shellcheck source=bench/proxy/processes.sh
 . "$here/../proxy/processes.sh"
-# shellcheck source=bench/gateway/common.sh
-. "$here/common.sh"
 
 # --- the machine ------------------------------------------------------------
 

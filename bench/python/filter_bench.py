@@ -66,7 +66,8 @@ def configured(name):
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--library", default=os.environ.get("PORTICO_LIBRARY") or configured("library"))
+    parser.add_argument("--library", dest="libportico",
+                        default=os.environ.get("PORTICO_LIBRARY") or configured("library"))
     parser.add_argument("--c-filter", default=os.environ.get("PORTICO_BENCH_FILTER")
                         or configured("c_filter"))
     parser.add_argument("--rounds", type=int, default=5)
@@ -168,7 +169,7 @@ def main():
     args = parse_args()
     if not shutil.which("wrk"):
         fail("wrk is not installed (Debian's wrk; scripts/install-deps.sh installs it)")
-    portico = import_portico(args.library)
+    portico = import_portico(args.libportico)
     native = ctypes.CDLL(os.path.abspath(args.c_filter))
     native.portico_bench_filter_calls.restype = ctypes.c_uint64
     pin_cmd, pinning = pin()
@@ -206,7 +207,7 @@ def main():
 
     print("== requests/s through a gateway with one filter: Python (ctypes binding) vs C")
     wrk_version = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split()
-    print(f"libportico {portico.library_version}, Python {sys.version.split()[0]}, "
+    print(f"libportico {portico.libportico_version}, Python {sys.version.split()[0]}, "
           f"wrk {wrk_version[1] if len(wrk_version) > 1 else '?'}")
     print(f"pinning: {pinning}")
     print(f"rounds: {args.rounds} x {args.duration} s, {args.connections} connections, "

@@ -23,7 +23,7 @@ from .router import Match, Router
 
 __version__ = "0.1.0"
 # The library actually loaded ("0.1.0").
-library_version = _lib.portico_version_string().decode()
+libportico_version = _lib.portico_version_string().decode()
 
 
 def now_ns():
@@ -39,5 +39,5 @@ __all__ = [
     "InvalidUtf8Error", "JwtCache", "JwtResult", "JwtVerifier", "Limiter", "MalformedError", "Match",
     "NativeFilter", "NativeHandler", "NoMemoryError", "NotFoundError", "Permit", "Request",
     "Response", "Router", "StateError", "check_config", "filter", "handler", "hash_key",
-    "library_version", "now_ns",
+    "libportico_version", "now_ns",
 ]

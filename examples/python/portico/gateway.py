@@ -326,7 +326,7 @@ class NativeFilter:
         self.request_phase = on_request
         self.response_phase = on_response
         self.user = user
-        self.library = library
+        self.keep_loaded = library
 
 
 class NativeHandler:
@@ -336,7 +336,7 @@ class NativeHandler:
         self.name = name
         self.fn = fn
         self.user = user
-        self.library = library
+        self.keep_loaded = library
 
 
 def filter(name, priority=0, phase="request"):  # noqa: A001 - the decorator is the API
