@@ -311,6 +311,18 @@ void check_refused(const std::string& r, int status, const std::string& code,
 
 }  // namespace
 
+// A jwt-auth filter made as the gateway makes it: on the control thread,
+// whose loop its JWKS fetcher runs on. `filter` keeps it, so that the test
+// can release it on that loop too.
+std::function<std::shared_ptr<proxy::Filter>(uv_loop_t*)> made_on_control(
+    ControlThread& control, std::shared_ptr<proxy::Filter>& filter, filters::JwtAuthOptions o) {
+  return [&control, &filter, o](uv_loop_t*) mutable {
+    o.control_loop = control.loop();
+    control.run([&] { filter = make(o); });
+    return filter;
+  };
+}
+
 TEST_CASE("jwt-auth: a valid token reaches the upstream as claims headers, without the token") {
   Setup s(make(hs_options()));
   const std::string token = hs256(payload());
@@ -524,15 +536,11 @@ TEST_CASE("jwt-auth: RS256 keys from a JWKS URL; an unknown kid waits for one re
   ControlThread control;
   std::shared_ptr<proxy::Filter> filter;
   {
-    Setup s([&](uv_loop_t*) {
-      filters::JwtAuthOptions o;
-      o.jwks_url = jwks.url();
-      o.jwks_refetch_interval = std::chrono::seconds(1);
-      o.control_loop = control.loop();
-      o.verifier.algorithms = {jwt::Algorithm::rs256};
-      control.run([&] { filter = make(o); });
-      return filter;
-    });
+    filters::JwtAuthOptions o;
+    o.jwks_url = jwks.url();
+    o.jwks_refetch_interval = std::chrono::seconds(1);
+    o.verifier.algorithms = {jwt::Algorithm::rs256};
+    Setup s(made_on_control(control, filter, o));
     // The first request may arrive before the first fetch ends: it waits.
     CHECK(status_of(s.bearer(rsa_key(0).sign(payload()))) == 200);
     CHECK(jwks.hits() == 1);
@@ -579,15 +587,11 @@ TEST_CASE("jwt-auth: a JWKS server that answers garbage or errors leaves the las
   ControlThread control;
   std::shared_ptr<proxy::Filter> filter;
   {
-    Setup s([&](uv_loop_t*) {
-      filters::JwtAuthOptions o;
-      o.jwks_url = jwks.url();
-      o.jwks_refetch_interval = std::chrono::milliseconds(100);
-      o.jwks_timeout = std::chrono::milliseconds(500);
-      o.control_loop = control.loop();
-      control.run([&] { filter = make(o); });
-      return filter;
-    });
+    filters::JwtAuthOptions o;
+    o.jwks_url = jwks.url();
+    o.jwks_refetch_interval = std::chrono::milliseconds(100);
+    o.jwks_timeout = std::chrono::milliseconds(500);
+    Setup s(made_on_control(control, filter, o));
     CHECK(status_of(s.bearer(rsa_key(0).sign(payload()))) == 200);
     int hits = jwks.hits();
     for (auto mode : {JwksServer::Mode::garbage_json, JwksServer::Mode::not_http,
@@ -617,16 +621,12 @@ TEST_CASE("jwt-auth: a JWKS server that hangs or refuses costs a bounded wait") 
   ControlThread control;
   std::shared_ptr<proxy::Filter> hanging, refused;
   {
-    Setup s([&](uv_loop_t*) {
-      filters::JwtAuthOptions o;
-      o.jwks_url = jwks.url();
-      o.jwks_timeout = std::chrono::milliseconds(300);
-      o.jwks_retry_interval = std::chrono::milliseconds(100);
-      o.jwks_refetch_interval = std::chrono::milliseconds(100);
-      o.control_loop = control.loop();
-      control.run([&] { hanging = make(o); });
-      return hanging;
-    });
+    filters::JwtAuthOptions o;
+    o.jwks_url = jwks.url();
+    o.jwks_timeout = std::chrono::milliseconds(300);
+    o.jwks_retry_interval = std::chrono::milliseconds(100);
+    o.jwks_refetch_interval = std::chrono::milliseconds(100);
+    Setup s(made_on_control(control, hanging, o));
     // No set yet and the fetch hangs: the request waits for the fetch's
     // timeout, not for ever.
     auto start = Steady::now();
@@ -652,13 +652,9 @@ TEST_CASE("jwt-auth: a JWKS server that hangs or refuses costs a bounded wait") 
     CHECK(Steady::now() - start < std::chrono::milliseconds(200));
     CHECK(blocked.get() == 401);
 
-    Setup closed([&](uv_loop_t*) {
-      filters::JwtAuthOptions o;
-      o.jwks_url = "http://127.0.0.1:" + std::to_string(refusing.port()) + "/keys";
-      o.control_loop = control.loop();
-      control.run([&] { refused = make(o); });
-      return refused;
-    });
+    filters::JwtAuthOptions to_refusing;
+    to_refusing.jwks_url = "http://127.0.0.1:" + std::to_string(refusing.port()) + "/keys";
+    Setup closed(made_on_control(control, refused, to_refusing));
     start = Steady::now();
     check_refused(closed.bearer(rsa_key(0).sign(payload())), 401, "invalid_token",
                   "the token's signing key is not known");
@@ -850,16 +846,12 @@ TEST_CASE(
   ControlThread control;
   std::shared_ptr<proxy::Filter> filter;
   {
-    Setup s([&](uv_loop_t*) {
-      filters::JwtAuthOptions o;
-      o.jwks_url = server.url();
-      o.jwks_ca_file = pki().ca_file.path();
-      o.jwks_refetch_interval = std::chrono::milliseconds(100);
-      o.jwks_timeout = std::chrono::milliseconds(1000);
-      o.control_loop = control.loop();
-      control.run([&] { filter = make(o); });
-      return filter;
-    });
+    filters::JwtAuthOptions o;
+    o.jwks_url = server.url();
+    o.jwks_ca_file = pki().ca_file.path();
+    o.jwks_refetch_interval = std::chrono::milliseconds(100);
+    o.jwks_timeout = std::chrono::milliseconds(1000);
+    Setup s(made_on_control(control, filter, o));
     // The first request waits for the first fetch, over TLS.
     CHECK(status_of(s.bearer(rsa_key(0).sign(payload()))) == 200);
     CHECK(header_value(s.upstream_saw(), "x-user-id") == "user-1");
@@ -909,16 +901,12 @@ TEST_CASE(
   ControlThread control;
   std::shared_ptr<proxy::Filter> filter;
   {
-    Setup s([&](uv_loop_t*) {
-      filters::JwtAuthOptions o;
-      o.jwks_url = server.url();
-      o.jwks_ca_file = pki().other_ca_file.path();
-      o.jwks_timeout = std::chrono::milliseconds(500);
-      o.jwks_refetch_interval = std::chrono::milliseconds(100);
-      o.control_loop = control.loop();
-      control.run([&] { filter = make(o); });
-      return filter;
-    });
+    filters::JwtAuthOptions o;
+    o.jwks_url = server.url();
+    o.jwks_ca_file = pki().other_ca_file.path();
+    o.jwks_timeout = std::chrono::milliseconds(500);
+    o.jwks_refetch_interval = std::chrono::milliseconds(100);
+    Setup s(made_on_control(control, filter, o));
     for (int i = 0; i < 3; ++i) {
       const auto start = Steady::now();
       check_refused(s.bearer(rsa_key(0).sign(payload(i))), 401, "invalid_token",
